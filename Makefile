@@ -1,0 +1,36 @@
+# One-command local run and test. Everything runs from the project-local virtualenv .venv/.
+PYTHON_BOOTSTRAP ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := $(PY) -m scripts.local_stack
+
+.PHONY: install demo up down publish status test lint
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+demo: install  ## start the local stack, publish a batch and follow the pipeline to the end
+	$(STACK) demo
+
+up: install  ## start the local stack in the background (UI on http://127.0.0.1:8080)
+	$(STACK) up
+
+down:  ## stop everything `make up` or `make demo` started
+	$(STACK) down
+
+publish: install  ## publish another batch at the local data source (KIND=bad|shuffled-labels)
+	$(STACK) publish --kind $(or $(KIND),good)
+
+status:
+	$(STACK) status
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: lint  ## the whole test suite: dags, unit and integration tiers
+	$(PY) -m pytest tests

@@ -1,0 +1,65 @@
+"""Turn validated batches into features, one immutable-by-content Parquet file per batch.
+
+Features are row-wise only: each output row depends on its own input row and nothing else. Anything
+fitted on data (scaling, encoders) belongs inside the model and is fitted on the training split, so no
+statistic of a held-out or future row can leak into training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pandas as pd
+
+from include import storage
+from include.config import DatasetSchema
+
+_PANDAS_DTYPES = {"float": "float64", "int": "int64", "str": "str"}
+
+
+def to_features(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
+    """The schema's columns in schema order, each cast to its declared dtype, the label as text."""
+    features = df[schema.columns].reset_index(drop=True)
+    dtypes = {spec.name: _PANDAS_DTYPES[spec.dtype] for spec in schema.features}
+    return features.astype({**dtypes, schema.label: "str"})
+
+
+def write_features(root: str, batch_id: str, df: pd.DataFrame) -> dict:
+    """Write one batch's features; the returned hash lets later stages prove which bytes they used.
+
+    Re-running a batch (a retry or a backfill) rewrites the same content, so overwriting is safe.
+    """
+    data = storage.write_parquet_atomic(df, _feature_url(root, batch_id))
+    return {"batch_id": batch_id, "rows": len(df), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def list_feature_batches(root: str) -> list[str]:
+    """Ids of the batches that have features, oldest first (batch ids sort by time)."""
+    names = storage.list_names(storage.join(root, "features"), ".parquet")
+    return [name.removesuffix(".parquet") for name in names]
+
+
+def load_features(root: str, batch_ids: list[str] | None = None) -> tuple[pd.DataFrame, list[str], str]:
+    """The features of ``batch_ids`` (default: every batch), the ids used, and a feature-data hash.
+
+    The hash covers the sorted per-file hashes, so it names the exact training data regardless of the
+    order the ids were given in, and changes when any batch's bytes change.
+    """
+    ids = sorted(set(list_feature_batches(root) if batch_ids is None else batch_ids))
+    if not ids:
+        raise ValueError(f"no feature batches to load under {storage.join(root, 'features')}")
+    frames, hashes = [], []
+    for batch_id in ids:
+        url = _feature_url(root, batch_id)
+        if not storage.exists(url):
+            raise FileNotFoundError(f"feature batch {batch_id!r} not found: {url} does not exist")
+        data = storage.read_bytes(url)
+        hashes.append(hashlib.sha256(data).hexdigest())
+        frames.append(pd.read_parquet(io.BytesIO(data)))
+    feature_hash = hashlib.sha256("\n".join(sorted(hashes)).encode()).hexdigest()
+    return pd.concat(frames, ignore_index=True), ids, feature_hash
+
+
+def _feature_url(root: str, batch_id: str) -> str:
+    return storage.join(root, "features", f"{batch_id}.parquet")

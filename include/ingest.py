@@ -1,0 +1,146 @@
+"""Download a batch from the source and land it as an immutable raw Parquet file.
+
+A landed batch is two files under ``<root>/raw/batches/``: ``<batch_id>.parquet`` and its manifest
+``<batch_id>.json`` (written second, so a batch without a manifest is incomplete and ignored). The
+batch id starts with the UTC landing time, so ids sort in landing order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import pandas as pd
+
+from include import storage
+
+
+class DownloadError(RuntimeError):
+    """The source could not be read (HTTP error, timeout, or the body was too large)."""
+
+
+class BatchFormatError(ValueError):
+    """The downloaded content is not a CSV table with at least one row."""
+
+
+class DuplicateBatchError(ValueError):
+    """The content was landed before; the same content is never landed twice."""
+
+
+@dataclass(frozen=True)
+class Download:
+    content: bytes
+    sha256: str
+    etag: str | None
+    last_modified: str | None
+
+    @property
+    def fingerprint(self) -> dict[str, str | None]:
+        return {"etag": self.etag, "last_modified": self.last_modified, "sha256": self.sha256}
+
+
+def batches_url(root: str) -> str:
+    return storage.join(root, "raw", "batches")
+
+
+def quarantine_url(root: str) -> str:
+    return storage.join(root, "quarantine")
+
+
+def download(url: str, *, timeout: float, max_bytes: int) -> Download:
+    """GET ``url``, refusing a body larger than ``max_bytes`` before reading it all."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+            if response.status_code != 200:
+                raise DownloadError(f"GET {url} answered HTTP {response.status_code}")
+            declared = int(response.headers.get("content-length") or 0)
+            if declared > max_bytes:
+                raise DownloadError(f"GET {url}: body of {declared} bytes exceeds the {max_bytes}-byte limit")
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"GET {url}: body exceeds the {max_bytes}-byte limit")
+                chunks.append(chunk)
+            headers = response.headers
+    except httpx.HTTPError as exc:
+        raise DownloadError(f"GET {url} failed: {exc!r}") from exc
+    content = b"".join(chunks)
+    return Download(
+        content=content,
+        sha256=hashlib.sha256(content).hexdigest(),
+        etag=headers.get("etag"),
+        last_modified=headers.get("last-modified"),
+    )
+
+
+def parse_csv(content: bytes) -> pd.DataFrame:
+    """Read CSV content with pandas' own type inference; validation of the values is ETL's job."""
+    try:
+        frame = pd.read_csv(io.BytesIO(content))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise BatchFormatError(f"content is not a readable CSV table: {exc}") from exc
+    if frame.empty:
+        raise BatchFormatError("CSV has a header but no rows")
+    return frame
+
+
+def _manifests(folder: str) -> list[dict]:
+    names = [n for n in storage.list_names(folder, ".json") if not n.endswith(".reason.json")]
+    return [storage.read_json(storage.join(folder, name)) for name in names]
+
+
+def seen_manifests(root: str) -> list[dict]:
+    """Manifests of every batch ever received, landed or quarantined, oldest first."""
+    manifests = _manifests(batches_url(root)) + _manifests(quarantine_url(root))
+    return sorted(manifests, key=lambda m: m["batch_id"])
+
+
+def last_seen(root: str) -> dict | None:
+    """The manifest of the newest batch received (landed or quarantined), or None before the first."""
+    manifests = seen_manifests(root)
+    return manifests[-1] if manifests else None
+
+
+def land(root: str, batch: Download, *, source_url: str, now: datetime | None = None) -> dict:
+    """Land ``batch`` as ``raw/batches/<batch_id>.parquet`` plus its manifest; return the manifest.
+
+    Content seen before (landed or quarantined) raises DuplicateBatchError and writes nothing. Content
+    that is not a CSV table is kept as received in ``quarantine/`` with a reason file (so it is not
+    fetched again) and raises BatchFormatError.
+    """
+    for manifest in seen_manifests(root):
+        if manifest["sha256"] == batch.sha256:
+            raise DuplicateBatchError(
+                f"content sha256 {batch.sha256} was already received as batch {manifest['batch_id']}"
+            )
+    landed_at = now or datetime.now(UTC)
+    batch_id = f"{landed_at:%Y%m%dT%H%M%S%fZ}-{batch.sha256[:8]}"
+    manifest = {
+        "batch_id": batch_id,
+        "sha256": batch.sha256,
+        "landed_at": landed_at.isoformat(),
+        "source": {"url": source_url, **batch.fingerprint},
+    }
+    try:
+        frame = parse_csv(batch.content)
+    except BatchFormatError as exc:
+        folder = quarantine_url(root)
+        storage.write_bytes_atomic(storage.join(folder, f"{batch_id}.csv"), batch.content, overwrite=False)
+        reason = {
+            "batch_id": batch_id,
+            "failed_checks": [{"check": "format", "column": None, "message": str(exc)}],
+            "quarantined_at": landed_at.isoformat(),
+        }
+        storage.write_json_atomic(storage.join(folder, f"{batch_id}.reason.json"), reason, overwrite=False)
+        storage.write_json_atomic(storage.join(folder, f"{batch_id}.json"), manifest, overwrite=False)
+        raise BatchFormatError(f"batch {batch_id} quarantined: {exc}") from exc
+    manifest |= {"rows": len(frame), "columns": list(map(str, frame.columns))}
+    folder = batches_url(root)
+    storage.write_parquet_atomic(frame, storage.join(folder, f"{batch_id}.parquet"), overwrite=False)
+    storage.write_json_atomic(storage.join(folder, f"{batch_id}.json"), manifest, overwrite=False)
+    return manifest

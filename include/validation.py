@@ -1,0 +1,245 @@
+"""Fail-fast validation of raw batches, and quarantine for the batches that fail.
+
+A batch is judged by named rules (``empty``, ``required_columns``, ``dtype``, ``nulls``, ``range``,
+``labels``, ``duplicates``). Each failure names its rule and column, how many rows offend and an example,
+so the alert alone tells a person what to fix at the source. A rule that cannot judge a column (it is
+missing, or its values have the wrong type) skips it rather than piling up follow-on failures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from include import storage
+from include.config import DatasetSchema, FeatureSpec
+
+
+@dataclass(frozen=True)
+class CheckFailure:
+    """One broken rule: which check, on which column (``None`` for the whole batch), and why."""
+
+    check: str
+    column: str | None
+    message: str
+
+
+def validate_batch(df: pd.DataFrame, schema: DatasetSchema) -> list[CheckFailure]:
+    """Every rule ``df`` breaks against ``schema``; an empty list means the batch is valid."""
+    failures = _check_required_columns(df, schema)
+    if df.empty:
+        return [CheckFailure("empty", None, "batch has no rows"), *failures]
+    present = [column for column in schema.columns if column in df.columns]
+    type_failures = _check_dtypes(df, schema, present)
+    mistyped = {failure.column for failure in type_failures}
+    typed = [column for column in present if column not in mistyped]
+    return [
+        *failures,
+        *type_failures,
+        *_check_nulls(df, present),
+        *_check_ranges(df, schema, typed),
+        *_check_labels(df, schema, typed),
+        *_check_duplicates(df),
+    ]
+
+
+def _check_required_columns(df: pd.DataFrame, schema: DatasetSchema) -> list[CheckFailure]:
+    return [
+        CheckFailure("required_columns", column, f"required column {column!r} is missing")
+        for column in schema.columns
+        if column not in df.columns
+    ]
+
+
+def _check_dtypes(df: pd.DataFrame, schema: DatasetSchema, present: list[str]) -> list[CheckFailure]:
+    failures = []
+    specs = {spec.name: spec for spec in schema.features}
+    for column in present:
+        series = df[column]
+        if column == schema.label:
+            bad = _label_type_mismatch(series, schema.classes)
+            expected = f"one of the classes {list(schema.classes)}"
+        else:
+            bad = _feature_type_mismatch(series, specs[column])
+            expected = specs[column].dtype
+        if bad.any():
+            failures.append(
+                CheckFailure(
+                    "dtype",
+                    column,
+                    f"column {column!r} has dtype {series.dtype}, expected {expected}: "
+                    f"{int(bad.sum())} row(s) do not fit, e.g. {_example(series[bad])}",
+                )
+            )
+    return failures
+
+
+def _feature_type_mismatch(series: pd.Series, spec: FeatureSpec) -> pd.Series:
+    """A mask of the non-null values that do not fit ``spec.dtype``.
+
+    When the column's dtype is wrong but every value would parse (numbers stored as text, say), all its
+    values are marked: the batch is still malformed, and the count then says how much of it.
+    """
+    present = series.notna()
+    if spec.dtype == "str":
+        return _nothing(series) if _is_textual(series) else present
+    if pd.api.types.is_bool_dtype(series):
+        return present
+    numeric = pd.api.types.is_numeric_dtype(series)
+    parsed = series if numeric else pd.to_numeric(series, errors="coerce")
+    bad = present & parsed.isna()
+    if spec.dtype == "int":
+        bad |= present & parsed.notna() & (parsed % 1 != 0)
+    if not bad.any() and not numeric:
+        return present
+    return bad
+
+
+def _label_type_mismatch(series: pd.Series, classes: tuple[str, ...]) -> pd.Series:
+    """Text labels are judged by the ``labels`` rule; other types fail here unless they read as a class."""
+    if _is_textual(series):
+        return _nothing(series)
+    return series.notna() & ~series.astype(str).isin(classes)
+
+
+def _is_textual(series: pd.Series) -> bool:
+    return pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)
+
+
+def _nothing(series: pd.Series) -> pd.Series:
+    return pd.Series(False, index=series.index)
+
+
+def _check_nulls(df: pd.DataFrame, present: list[str]) -> list[CheckFailure]:
+    failures = []
+    for column in present:
+        nulls = df[column].isna()
+        if nulls.any():
+            failures.append(
+                CheckFailure(
+                    "nulls",
+                    column,
+                    f"column {column!r} has {int(nulls.sum())} null value(s), e.g. at row {nulls.idxmax()}",
+                )
+            )
+    return failures
+
+
+def _check_ranges(df: pd.DataFrame, schema: DatasetSchema, typed: list[str]) -> list[CheckFailure]:
+    failures = []
+    for spec in schema.features:
+        if spec.name not in typed or spec.dtype == "str" or (spec.min is None and spec.max is None):
+            continue
+        values = df[spec.name]
+        low = -np.inf if spec.min is None else spec.min
+        high = np.inf if spec.max is None else spec.max
+        outside = (values < low) | (values > high)
+        if outside.any():
+            failures.append(
+                CheckFailure(
+                    "range",
+                    spec.name,
+                    f"column {spec.name!r} has {int(outside.sum())} value(s) outside "
+                    f"[{spec.min}, {spec.max}], e.g. {_example(values[outside])}",
+                )
+            )
+    return failures
+
+
+def _check_labels(df: pd.DataFrame, schema: DatasetSchema, typed: list[str]) -> list[CheckFailure]:
+    if schema.label not in typed:
+        return []
+    labels = df[schema.label]
+    unknown = labels.notna() & ~labels.astype(str).isin(schema.classes)
+    if not unknown.any():
+        return []
+    return [
+        CheckFailure(
+            "labels",
+            schema.label,
+            f"column {schema.label!r} has {int(unknown.sum())} value(s) not in {list(schema.classes)}, "
+            f"e.g. {_example(labels[unknown])}",
+        )
+    ]
+
+
+def _check_duplicates(df: pd.DataFrame) -> list[CheckFailure]:
+    duplicated = df.duplicated()
+    if not duplicated.any():
+        return []
+    first = duplicated.idxmax()
+    return [
+        CheckFailure(
+            "duplicates",
+            None,
+            f"batch has {int(duplicated.sum())} fully duplicated row(s), "
+            f"e.g. row {first}: {df.loc[first].to_dict()}",
+        )
+    ]
+
+
+def _example(values: pd.Series) -> str:
+    value = values.iloc[0]
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def list_raw_batches(root: str) -> list[str]:
+    """Ids of the landed batches, oldest first; a batch counts once both its data and manifest exist."""
+    folder = storage.join(root, "raw", "batches")
+    data = {name.removesuffix(".parquet") for name in storage.list_names(folder, ".parquet")}
+    manifests = {name.removesuffix(".json") for name in storage.list_names(folder, ".json")}
+    return sorted(data & manifests)
+
+
+def load_raw_batch(root: str, batch_id: str) -> pd.DataFrame:
+    """The raw batch as landed, untouched, so validation sees exactly what arrived."""
+    return storage.read_parquet(_existing(_raw_url(root, batch_id, ".parquet"), batch_id))
+
+
+def raw_manifest(root: str, batch_id: str) -> dict:
+    """The manifest written when the batch landed (rows, sha256, landed_at, source)."""
+    return storage.read_json(_existing(_raw_url(root, batch_id, ".json"), batch_id))
+
+
+def quarantine_batch(root: str, batch_id: str, failures: list[CheckFailure]) -> str:
+    """Move a failed batch out of ``raw/`` next to a reason file; return the reason file's URL.
+
+    The reason is written first and the manifest moved last, so an interrupted run leaves nothing in
+    quarantine without its reason, and a retry finishes the move instead of failing on the moved files.
+    """
+    reason_url = _quarantine_url(root, batch_id, ".reason.json")
+    data_url = _raw_url(root, batch_id, ".parquet")
+    manifest_url = _raw_url(root, batch_id, ".json")
+    if not storage.exists(data_url) and not storage.exists(_quarantine_url(root, batch_id, ".parquet")):
+        raise FileNotFoundError(
+            f"batch {batch_id!r} is neither in raw/batches nor in quarantine under {root}"
+        )
+    storage.write_json_atomic(
+        reason_url,
+        {
+            "batch_id": batch_id,
+            "failed_checks": [asdict(failure) for failure in failures],
+            "quarantined_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    for url, suffix in ((data_url, ".parquet"), (manifest_url, ".json")):
+        if storage.exists(url):
+            storage.move(url, _quarantine_url(root, batch_id, suffix))
+    return reason_url
+
+
+def _raw_url(root: str, batch_id: str, suffix: str) -> str:
+    return storage.join(root, "raw", "batches", f"{batch_id}{suffix}")
+
+
+def _quarantine_url(root: str, batch_id: str, suffix: str) -> str:
+    return storage.join(root, "quarantine", f"{batch_id}{suffix}")
+
+
+def _existing(url: str, batch_id: str) -> str:
+    if not storage.exists(url):
+        raise FileNotFoundError(f"raw batch {batch_id!r} not found: {url} does not exist")
+    return url

@@ -1,0 +1,1 @@
+"""Airflow extensions for the ML pipeline: operators, sensors, triggers and notifiers."""

@@ -1,0 +1,112 @@
+"""Branch on whether a model metric clears a quality bar."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseBranchOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def _as_task_ids(task_ids: str | Iterable[str], name: str) -> list[str]:
+    ids = [task_ids] if isinstance(task_ids, str) else list(task_ids)
+    if not ids or not all(isinstance(task_id, str) and task_id for task_id in ids):
+        raise ValueError(f"{name} must be a task id or a non-empty list of task ids, got {task_ids!r}")
+    return ids
+
+
+class ThresholdBranchOperator(BaseBranchOperator):
+    """
+    Follow ``pass_task_ids`` when ``metrics[metric_name] >= threshold``, else ``fail_task_ids``.
+
+    The other direct downstream tasks are skipped, as with any branch operator.
+
+    :param metrics: Mapping of metric name to value, or a string holding one as JSON (or as a Python
+        literal, which is what a Jinja-rendered dict becomes without ``render_template_as_native_obj``).
+        An ``XComArg`` such as ``train.output`` resolves to the dict itself. (templated)
+    :param metric_name: Key in ``metrics`` to compare, e.g. ``"accuracy"``. (templated)
+    :param threshold: Lowest passing value; anything ``float()`` accepts, so
+        ``"{{ var.value.accuracy_threshold }}"`` works. (templated)
+    :param pass_task_ids: Task id(s) or task group id(s) to follow when the metric passes.
+    :param fail_task_ids: Task id(s) or task group id(s) to follow when it does not.
+    """
+
+    template_fields: Sequence[str] = ("metrics", "metric_name", "threshold")
+    ui_color = "#e8d9f5"
+
+    def __init__(
+        self,
+        *,
+        metrics: Mapping[str, Any] | str,
+        metric_name: str,
+        threshold: float | str,
+        pass_task_ids: str | Iterable[str],
+        fail_task_ids: str | Iterable[str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+        self.metric_name = metric_name
+        self.threshold = threshold
+        self.pass_task_ids = _as_task_ids(pass_task_ids, "pass_task_ids")
+        self.fail_task_ids = _as_task_ids(fail_task_ids, "fail_task_ids")
+        if overlap := set(self.pass_task_ids) & set(self.fail_task_ids):
+            raise ValueError(f"Task ids {sorted(overlap)} are in both pass_task_ids and fail_task_ids")
+
+    def _metrics_mapping(self) -> Mapping[str, Any]:
+        metrics = self.metrics
+        if isinstance(metrics, str):
+            try:
+                metrics = json.loads(metrics)
+            except ValueError:
+                try:
+                    metrics = ast.literal_eval(metrics)
+                except (ValueError, SyntaxError):
+                    raise ValueError(
+                        f"metrics rendered to a string that is neither JSON nor a Python literal: "
+                        f"{self.metrics[:200]!r}"
+                    ) from None
+        if not isinstance(metrics, Mapping):
+            raise TypeError(
+                f"metrics must be a mapping of metric name to value, got {type(metrics).__name__}"
+            )
+        return metrics
+
+    def choose_branch(self, context: Context) -> list[str]:
+        metrics = self._metrics_mapping()
+        available = sorted(map(str, metrics))
+        if self.metric_name not in metrics:
+            raise ValueError(f"Metric {self.metric_name!r} not found in metrics; available: {available}")
+        try:
+            value = float(metrics[self.metric_name])
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"Metric {self.metric_name!r} has non-numeric value {metrics[self.metric_name]!r}; "
+                f"available: {available}"
+            ) from None
+        try:
+            threshold = float(self.threshold)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"Threshold {self.threshold!r} for metric {self.metric_name!r} is not a number; "
+                f"available metrics: {available}"
+            ) from None
+        if math.isnan(threshold):
+            raise ValueError(f"Threshold for metric {self.metric_name!r} is NaN")
+
+        passed = value >= threshold
+        self.log.info(
+            "Metric %s = %s %s threshold %s: following %s",
+            self.metric_name,
+            value,
+            ">=" if passed else "<",
+            threshold,
+            self.pass_task_ids if passed else self.fail_task_ids,
+        )
+        return self.pass_task_ids if passed else self.fail_task_ids

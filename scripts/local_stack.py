@@ -1,0 +1,473 @@
+"""Run the whole pipeline on one machine: Airflow (SQLite + LocalExecutor), a data source and a mail sink.
+
+    python -m scripts.local_stack up        # start in the background; prints the UI address and login
+    python -m scripts.local_stack publish   # a new batch at the data source (--kind bad|shuffled-labels)
+    python -m scripts.local_stack demo      # up, publish, follow the pipeline reacting, print a summary
+    python -m scripts.local_stack status
+    python -m scripts.local_stack down      # stop everything this stack started
+
+Every process is started in a session of its own and stopped by process group, so the LocalExecutor's
+workers and the API server's children go with their parent (``airflow standalone`` leaves them behind).
+The state (Airflow home, SQLite database, logs, data-source files, mails, process ids) lives in one
+folder, ``.airflow/`` by default; the pipeline's data goes to ``PIPELINE_STORAGE_ROOT`` (default
+``data/``). The integration tests run this same class in a temporary folder on free ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from scripts.publish import publish
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+STAGES = ("ingest", "etl", "train_validate", "deploy", "monitor")
+ADMIN_USER = "admin"
+
+
+class StackError(RuntimeError):
+    """The stack could not start, or a component died."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class LocalStack:
+    """One local Airflow deployment with its data source and mail sink, kept under ``home``."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        api_port: int = 8080,
+        source_port: int = 8000,
+        smtp_port: int = 2525,
+        log_server_ports: tuple[int, int] = (8793, 8794),
+        storage_root: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.home = Path(home).resolve()
+        self.api_port = api_port
+        self.source_port = source_port
+        self.smtp_port = smtp_port
+        self.log_server_ports = log_server_ports
+        self.storage_root = storage_root or os.environ.get("PIPELINE_STORAGE_ROOT") or str(REPO / "data")
+        self.extra_env = extra_env or {}
+        self._token: str | None = None
+
+    # -- layout -------------------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def crawl_url(self) -> str:
+        return f"http://127.0.0.1:{self.source_port}/iris.csv"
+
+    @property
+    def source_dir(self) -> Path:
+        return self.home / "source"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.home / "mail"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "stack.json"
+
+    @property
+    def password(self) -> str:
+        return json.loads((self.home / "passwords.json").read_text())[ADMIN_USER]
+
+    def _secrets(self) -> dict[str, str]:
+        """Per-home secrets, made once: every component must share the JWT secret and Fernet key."""
+        path = self.home / "secrets.json"
+        if not path.exists():
+            from cryptography.fernet import Fernet
+
+            path.write_text(
+                json.dumps(
+                    {
+                        "fernet_key": Fernet.generate_key().decode(),
+                        "jwt_secret": secrets.token_urlsafe(32),
+                        "api_secret_key": secrets.token_urlsafe(32),
+                    }
+                )
+            )
+            path.chmod(0o600)
+        return json.loads(path.read_text())
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment every component and CLI call of this stack runs with."""
+        keys = self._secrets()
+        smtp = {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": self.smtp_port,
+            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "ml-pipeline@localhost"},
+        }
+        env = {
+            **os.environ,
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(REPO),
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # LocalExecutor starts up to `parallelism` worker processes; 2 cores do not need 32.
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+            "AIRFLOW__API__BASE_URL": self.api_url,
+            "AIRFLOW__API__PORT": str(self.api_port),
+            "AIRFLOW__API__SECRET_KEY": keys["api_secret_key"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.log_dir),
+            # The scheduler and triggerer serve task logs to the API server on these ports.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.log_server_ports[0]),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.log_server_ports[1]),
+            # New DAG files show up within seconds, not the default 5 minutes.
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
+            "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp),
+            "PIPELINE_STORAGE_ROOT": self.storage_root,
+        }
+        env.update(self.extra_env)
+        return env
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run an ``airflow`` CLI command against this stack."""
+        result = subprocess.run(
+            [str(VENV_BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, cwd=REPO
+        )
+        if check and result.returncode != 0:
+            raise StackError(f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def init(self) -> None:
+        """Create the home, its database, the admin login and the Variables (idempotent)."""
+        for folder in (self.home, self.source_dir, self.mail_dir, self.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        passwords = self.home / "passwords.json"
+        if not passwords.exists():
+            passwords.write_text(json.dumps({ADMIN_USER: secrets.token_urlsafe(12)}))
+            passwords.chmod(0o600)
+        self.airflow("db", "migrate")
+        self.airflow("variables", "import", str(REPO / "config" / "variables.json"))
+        self.airflow("variables", "set", "crawl_url", self.crawl_url)
+
+    def _components(self) -> dict[str, list[str]]:
+        python = str(VENV_BIN / "python")
+        airflow = str(VENV_BIN / "airflow")
+        return {
+            "data-source": [
+                python,
+                str(REPO / "scripts" / "data_source.py"),
+                "--port",
+                str(self.source_port),
+                "--directory",
+                str(self.source_dir),
+            ],
+            "smtp-sink": [
+                python,
+                str(REPO / "scripts" / "smtp_sink.py"),
+                "--port",
+                str(self.smtp_port),
+                "--maildir",
+                str(self.mail_dir),
+            ],
+            "api-server": [airflow, "api-server", "--port", str(self.api_port), "--host", "127.0.0.1"],
+            "scheduler": [airflow, "scheduler"],
+            "dag-processor": [airflow, "dag-processor"],
+            "triggerer": [airflow, "triggerer"],
+        }
+
+    def running(self) -> dict[str, int]:
+        """Components started by this stack whose process is still alive, by name."""
+        if not self.state_file.exists():
+            return {}
+        pids = json.loads(self.state_file.read_text())["pids"]
+        alive = {}
+        for name, pid in pids.items():
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, 0)
+                alive[name] = pid
+        return alive
+
+    def start(self, timeout: float = 180) -> None:
+        """Start every component in the background and wait until the API answers and DAGs are parsed."""
+        if self.running():
+            raise StackError(f"a stack is already running from {self.home}; stop it first (make down)")
+        for port in (self.api_port, self.source_port, self.smtp_port, *self.log_server_ports):
+            if _port_in_use(port):
+                raise StackError(f"port {port} is taken on 127.0.0.1; stop what uses it or pick other ports")
+        self.init()
+        pids = {}
+        try:
+            for name, command in self._components().items():
+                log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it open)
+                process = subprocess.Popen(
+                    command,
+                    env=self.env,
+                    cwd=REPO,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                pids[name] = process.pid
+            self.state_file.write_text(json.dumps({"pids": pids, "started_at": time.time()}))
+            self._wait_until_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = set(self._components()) - set(self.running())
+            if dead:
+                raise StackError(f"{', '.join(sorted(dead))} exited; see {self.log_dir}/<name>.log")
+            with suppress(httpx.HTTPError, StackError):
+                dags = {d["dag_id"] for d in self.get("/api/v2/dags", limit=100)["dags"]}
+                if "ingest" in dags:
+                    return
+            time.sleep(2)
+        raise StackError(f"the stack was not ready within {timeout:.0f} s; see {self.log_dir}")
+
+    def stop(self, grace: float = 20) -> list[str]:
+        """Stop every component by process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+        if not self.state_file.exists():
+            return []
+        pids = json.loads(self.state_file.read_text())["pids"]
+        for pid in pids.values():
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_group_alive(pid) for pid in pids.values()):
+            time.sleep(0.2)
+        for pid in pids.values():
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        for pid in pids.values():
+            with suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        self.state_file.unlink()
+        return sorted(pids)
+
+    # -- data source ----------------------------------------------------------------------------------
+
+    def publish(self, kind: str = "good", seed: int | None = None) -> Path:
+        return publish(self.source_dir, kind, seed=seed)
+
+    def mails(self) -> list[Path]:
+        return sorted(self.mail_dir.glob("*.eml"))
+
+    # -- REST API -------------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            response = httpx.post(
+                f"{self.api_url}/auth/token",
+                json={"username": ADMIN_USER, "password": self.password},
+                timeout=30,
+            )
+            if response.status_code != 201:
+                raise StackError(f"login failed: HTTP {response.status_code} {response.text}")
+            self._token = response.json()["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(
+            method, f"{self.api_url}{path}", headers=self._headers(), timeout=30, **kwargs
+        )
+        if response.status_code >= 400:
+            raise StackError(f"{method} {path}: HTTP {response.status_code} {response.text}")
+        return response.json() if response.content else None
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params)
+
+    def dag_runs(self, dag_id: str) -> list[dict]:
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns", order_by="-run_after", limit=100)["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def asset_events(self, asset_name: str) -> list[dict]:
+        assets = self.get("/api/v2/assets", name_pattern=asset_name)["assets"]
+        asset = next(a for a in assets if a["name"] == asset_name)
+        return self.get("/api/v2/assets/events", asset_id=asset["id"], order_by="-timestamp")["asset_events"]
+
+    def stage_dags(self) -> list[str]:
+        """The pipeline's stage DAGs that Airflow has parsed, in pipeline order."""
+        parsed = {d["dag_id"] for d in self.get("/api/v2/dags", limit=100)["dags"]}
+        return [stage for stage in STAGES if stage in parsed]
+
+    def runs_since(self, since: datetime) -> Iterator[tuple[str, dict]]:
+        """(dag_id, run) for every stage run queued after ``since``."""
+        for dag_id in self.stage_dags():
+            for run in self.dag_runs(dag_id):
+                if datetime.fromisoformat(run["run_after"]) >= since:
+                    yield dag_id, run
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- command line -------------------------------------------------------------------------------------
+
+
+def _print_login(stack: LocalStack) -> None:
+    print(f"  Airflow UI:   {stack.api_url}   (login: {ADMIN_USER} / {stack.password})")
+    print(f"  data source:  {stack.crawl_url}   (publish another batch: make publish)")
+    print(f"  data:         {stack.storage_root}")
+    print(f"  mails:        {stack.mail_dir}")
+    print(f"  logs:         {stack.log_dir}")
+
+
+def follow(stack: LocalStack, since: datetime, timeout: float) -> dict[str, dict]:
+    """Print each stage run's progress until the last stage has finished; return the last run of each."""
+    seen: dict[str, str] = {}
+    latest: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout
+    final_stage = stack.stage_dags()[-1]
+    while time.monotonic() < deadline:
+        for dag_id, run in stack.runs_since(since):
+            key = f"{dag_id}/{run['dag_run_id']}"
+            if seen.get(key) != run["state"]:
+                seen[key] = run["state"]
+                print(
+                    f"  {datetime.now():%H:%M:%S}  {dag_id:<15} {run['run_type']:<14} {run['state']}",
+                    flush=True,
+                )
+            if run["state"] in ("success", "failed"):
+                latest.setdefault(dag_id, run)
+        final = latest.get(final_stage)
+        if final is not None and final["state"] == "success" and _landed(stack, final_stage, final):
+            return latest
+        if any(run["state"] == "failed" for run in latest.values()):
+            return latest
+        time.sleep(2)
+    raise StackError(f"the pipeline did not finish within {timeout:.0f} s")
+
+
+def _landed(stack: LocalStack, dag_id: str, run: dict) -> bool:
+    """True when the run did its work (an ingest run that found nothing new skips its landing)."""
+    return all(ti["state"] == "success" for ti in stack.task_instances(dag_id, run["dag_run_id"]))
+
+
+def demo(stack: LocalStack) -> None:
+    started = time.monotonic()
+    if not stack.running():
+        print(
+            "Starting Airflow (scheduler, dag-processor, triggerer, API server), data source, mail sink ..."
+        )
+        stack.start()
+        print(f"  ready after {time.monotonic() - started:.0f} s")
+    since = datetime.now(UTC)
+    path = stack.publish()
+    print(
+        f"Published a batch at {stack.crawl_url} ({path}); no DAG is triggered by hand. Following the runs:"
+    )
+    published = time.monotonic()
+    latest = follow(stack, since, timeout=600)
+    print("\nSummary")
+    for dag_id in stack.stage_dags():
+        run = latest.get(dag_id)
+        if run is None:
+            print(f"  {dag_id:<15} did not run")
+            continue
+        took = datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])
+        print(f"  {dag_id:<15} {run['state']:<8} {took.total_seconds():6.1f} s  ({run['dag_run_id']})")
+    print(
+        f"  publish to end of the chain: {time.monotonic() - published:.0f} s; whole demo: "
+        f"{time.monotonic() - started:.0f} s"
+    )
+    events = stack.asset_events("raw_batches")
+    if events:
+        print(f"  newest raw batch: {json.dumps(events[0]['extra'])}")
+    print(f"  mails received: {len(stack.mails())}")
+    _print_login(stack)
+    print("The stack keeps running for the UI; stop it with: make down")
+    if any(run["state"] == "failed" for run in latest.values()):
+        raise StackError("a stage failed; see the UI or the logs above")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=("up", "down", "publish", "demo", "status"))
+    parser.add_argument(
+        "--home", type=Path, default=REPO / ".airflow", help="state folder (default .airflow/)"
+    )
+    parser.add_argument("--kind", default="good", help="publish: good, bad or shuffled-labels")
+    args = parser.parse_args()
+    stack = LocalStack(args.home)
+    try:
+        if args.command == "up":
+            stack.start()
+            print("The stack is running in the background:")
+            _print_login(stack)
+        elif args.command == "down":
+            stopped = stack.stop()
+            print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+        elif args.command == "publish":
+            print(f"published a {args.kind} batch at {stack.publish(args.kind)}")
+        elif args.command == "status":
+            running = stack.running()
+            print(f"running: {json.dumps(running)}" if running else "not running")
+        else:
+            demo(stack)
+    except StackError as exc:
+        sys.exit(f"error: {exc}")
+
+
+if __name__ == "__main__":
+    main()

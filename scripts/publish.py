@@ -1,0 +1,79 @@
+"""Publish a new batch of Iris data as CSV at the local data source (atomically, so a crawler never
+reads half a file).
+
+    python scripts/publish.py --directory .airflow/source            # a good batch
+    python scripts/publish.py --directory .airflow/source --kind bad # fails ETL validation
+    python scripts/publish.py --directory .airflow/source --kind shuffled-labels  # fails the threshold
+
+Each call draws another sample, so the content always changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+KINDS = ("good", "bad", "shuffled-labels")
+FILE_NAME = "iris.csv"
+
+
+def iris_frame() -> pd.DataFrame:
+    """The Iris data set shipped with scikit-learn, with the pipeline's default column names."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    frame = iris.data.set_axis(["sepal_length", "sepal_width", "petal_length", "petal_width"], axis=1)
+    frame["species"] = iris.target.map(dict(enumerate(iris.target_names)))
+    return frame.drop_duplicates().reset_index(drop=True)
+
+
+def make_batch(kind: str, rows: int, seed: int) -> pd.DataFrame:
+    """A random sample of ``rows`` distinct Iris rows, spoiled as ``kind`` says."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown batch kind {kind!r}; expected one of {KINDS}")
+    rng = np.random.default_rng(seed)
+    frame = iris_frame()
+    batch = frame.iloc[rng.choice(len(frame), size=min(rows, len(frame)), replace=False)].reset_index(
+        drop=True
+    )
+    if kind == "bad":
+        batch["petal_length"] = batch["petal_length"].astype(object)
+        batch.loc[0, "petal_length"] = "n/a"
+        batch.loc[1, "sepal_width"] = -3.0
+        batch.loc[2, "species"] = "unicorn"
+    elif kind == "shuffled-labels":
+        batch["species"] = rng.permutation(batch["species"].to_numpy())
+    return batch
+
+
+def publish(directory: Path, kind: str = "good", rows: int = 120, seed: int | None = None) -> Path:
+    """Write a batch to ``directory/iris.csv`` atomically and return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    seed = time.time_ns() if seed is None else seed
+    target = directory / FILE_NAME
+    tmp = directory / f".{FILE_NAME}.{os.getpid()}.tmp"
+    make_batch(kind, rows, seed).to_csv(tmp, index=False)
+    os.replace(tmp, target)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--directory", type=Path, required=True, help="the data source's directory")
+    parser.add_argument("--kind", choices=KINDS, default="good")
+    parser.add_argument("--rows", type=int, default=120)
+    parser.add_argument("--seed", type=int, help="default: the current time, so every batch differs")
+    args = parser.parse_args()
+    path = publish(args.directory, args.kind, args.rows, args.seed)
+    print(f"published a {args.kind} batch of {args.rows} rows at {path}")
+
+
+if __name__ == "__main__":
+    main()

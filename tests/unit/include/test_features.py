@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import pytest
+
+from include import storage
+from include.config import DatasetSchema, FeatureSpec
+from include.features import list_feature_batches, load_features, to_features, write_features
+
+
+def test_to_features_keeps_schema_columns_in_order_with_declared_types(iris, schema):
+    raw = iris.iloc[::-1][["species", "petal_width", "sepal_width", "petal_length", "sepal_length"]]
+    raw = raw.assign(petal_width=raw["petal_width"].astype(object), comment="ignored")
+    raw.index = raw.index + 1000
+
+    features = to_features(raw, schema)
+
+    assert features.columns.tolist() == schema.columns
+    assert features.index.tolist() == list(range(len(iris)))
+    assert all(features[name].dtype == "float64" for name in schema.feature_names)
+    assert pd.api.types.is_string_dtype(features["species"])
+    assert features.iloc[0].tolist() == iris.iloc[-1][schema.columns].tolist()
+
+
+def test_to_features_casts_int_and_str_features():
+    schema = DatasetSchema("toy", (FeatureSpec("n", "int"), FeatureSpec("s", "str")), "y", ("0", "1"))
+
+    features = to_features(pd.DataFrame({"y": [0, 1], "s": ["a", "b"], "n": [1.0, 2.0]}), schema)
+
+    assert features.dtypes.astype(str).tolist() == ["int64", "str", "str"]
+    assert features["y"].tolist() == ["0", "1"]
+
+
+def test_write_features_returns_the_hash_of_the_stored_bytes(root, iris, schema):
+    info = write_features(root, "b1", to_features(iris, schema))
+
+    stored = storage.read_bytes(storage.join(root, "features", "b1.parquet"))
+    assert info == {"batch_id": "b1", "rows": len(iris), "sha256": hashlib.sha256(stored).hexdigest()}
+
+
+def test_load_features_concatenates_batches_with_a_stable_hash(root, iris, schema):
+    features = to_features(iris, schema)
+    write_features(root, "b2", features.iloc[100:])
+    write_features(root, "b1", features.iloc[:100])
+
+    df, ids, feature_hash = load_features(root)
+
+    assert ids == ["b1", "b2"] == list_feature_batches(root)
+    pd.testing.assert_frame_equal(df, features)
+    assert load_features(root, ["b2", "b1"])[2] == feature_hash
+    assert load_features(root, ["b1"])[2] != feature_hash
+
+    write_features(root, "b2", features.iloc[101:])
+    assert load_features(root)[2] != feature_hash
+
+
+def test_load_features_without_batches_is_a_clear_error(root):
+    with pytest.raises(ValueError, match="no feature batches"):
+        load_features(root)
+
+
+def test_load_features_of_an_unknown_batch_names_it(root, iris, schema):
+    write_features(root, "b1", to_features(iris, schema))
+
+    with pytest.raises(FileNotFoundError, match="'nope'"):
+        load_features(root, ["b1", "nope"])

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from include.features import to_features
+from include.training import MODEL_TYPES, evaluate, train_and_evaluate
+
+
+@pytest.fixture
+def features(iris, schema):
+    return to_features(iris, schema)
+
+
+@pytest.mark.parametrize("model_type", sorted(MODEL_TYPES))
+def test_each_model_type_learns_iris_reproducibly(features, schema, model_type):
+    first = train_and_evaluate(features, schema, model_type, {})
+    second = train_and_evaluate(features, schema, model_type, {})
+
+    assert first.metrics["accuracy"] > 0.85
+    assert first.metrics["f1_macro"] > 0.85
+    assert first.metrics == second.metrics
+    assert first.holdout.equals(second.holdout)
+    predictions = first.model.predict_proba(first.holdout[schema.feature_names])
+    assert np.array_equal(predictions, second.model.predict_proba(second.holdout[schema.feature_names]))
+
+
+def test_split_is_stratified_held_out_and_seeded(features, schema):
+    result = train_and_evaluate(features, schema, "logistic_regression", {}, test_size=0.2, seed=7)
+    other_seed = train_and_evaluate(features, schema, "logistic_regression", {}, test_size=0.2, seed=8)
+
+    assert len(result.holdout) + len(result.train) == len(features)
+    assert result.holdout[schema.label].value_counts().min() >= 9
+    assert result.holdout.merge(result.train, how="inner").empty
+    assert not result.holdout.equals(other_seed.holdout)
+    assert result.holdout.columns.tolist() == schema.columns
+
+
+def test_params_reach_the_estimator_and_the_seed_its_random_state(features, schema):
+    result = train_and_evaluate(
+        features, schema, "random_forest", {"n_estimators": 7, "max_depth": 2}, seed=3
+    )
+
+    assert (result.model.n_estimators, result.model.max_depth, result.model.random_state) == (7, 2, 3)
+    assert result.params == {"n_estimators": 7, "max_depth": 2}
+
+
+def test_params_of_logistic_regression_reach_the_classifier_in_the_pipeline(features, schema):
+    result = train_and_evaluate(features, schema, "logistic_regression", {"C": 0.5})
+
+    assert result.model[-1].C == 0.5
+
+
+def test_evaluate_reproduces_the_reported_metrics(features, schema):
+    result = train_and_evaluate(features, schema, "gradient_boosting", {"n_estimators": 20})
+
+    assert evaluate(result.model, result.holdout, schema) == result.metrics
+
+
+def test_unknown_model_type_names_the_choices(features, schema):
+    with pytest.raises(ValueError, match=r"'xgboost'.*gradient_boosting, logistic_regression, random_forest"):
+        train_and_evaluate(features, schema, "xgboost", {})
+
+
+def test_unknown_hyperparameter_names_it_and_the_allowed_ones(features, schema):
+    with pytest.raises(ValueError, match=r"n_trees.*allowed:.*n_estimators"):
+        train_and_evaluate(features, schema, "random_forest", {"n_trees": 10})
+
+
+def test_invalid_hyperparameter_value_is_a_value_error(features, schema):
+    with pytest.raises(ValueError, match="n_estimators"):
+        train_and_evaluate(features, schema, "random_forest", {"n_estimators": -1})
+
+
+def test_too_few_rows_per_class(features, schema):
+    one_virginica = features.groupby(schema.label).head(5).iloc[:11]
+
+    with pytest.raises(ValueError, match=r"too few rows per class.*'virginica' has 1 row"):
+        train_and_evaluate(one_virginica, schema, "random_forest", {})
+
+
+def test_too_few_rows_for_both_sides_of_the_split(features, schema):
+    two_each = features.groupby(schema.label).head(2)
+
+    with pytest.raises(ValueError, match=r"too few rows per class.*split 4/2"):
+        train_and_evaluate(two_each, schema, "random_forest", {})
