@@ -34,8 +34,8 @@ def ingest():
     @task
     def last_seen_fingerprint() -> dict | None:
         """The source fingerprint of the newest batch received, for the sensor to compare against."""
+        from include.batches import last_seen
         from include.config import storage_root
-        from include.ingest import last_seen
 
         manifest = last_seen(storage_root())
         if manifest is None:

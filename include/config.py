@@ -15,6 +15,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "iris.json"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"  # e-mail bodies (Jinja, rendered by Airflow)
 DTYPES = ("float", "int", "str")
 
 

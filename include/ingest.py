@@ -1,9 +1,4 @@
-"""Download a batch from the source and land it as an immutable raw Parquet file.
-
-A landed batch is two files under ``<root>/raw/batches/``: ``<batch_id>.parquet`` and its manifest
-``<batch_id>.json`` (written second, so a batch without a manifest is incomplete and ignored). The
-batch id starts with the UTC landing time, so ids sort in landing order.
-"""
+"""Download a batch from the source and land it as an immutable raw Parquet file (see ``batches``)."""
 
 from __future__ import annotations
 
@@ -15,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pandas as pd
 
-from include import storage
+from include import batches, storage
 
 
 class DownloadError(RuntimeError):
@@ -40,14 +35,6 @@ class Download:
     @property
     def fingerprint(self) -> dict[str, str | None]:
         return {"etag": self.etag, "last_modified": self.last_modified, "sha256": self.sha256}
-
-
-def batches_url(root: str) -> str:
-    return storage.join(root, "raw", "batches")
-
-
-def quarantine_url(root: str) -> str:
-    return storage.join(root, "quarantine")
 
 
 def download(url: str, *, timeout: float, max_bytes: int) -> Download:
@@ -89,23 +76,6 @@ def parse_csv(content: bytes) -> pd.DataFrame:
     return frame
 
 
-def _manifests(folder: str) -> list[dict]:
-    names = [n for n in storage.list_names(folder, ".json") if not n.endswith(".reason.json")]
-    return [storage.read_json(storage.join(folder, name)) for name in names]
-
-
-def seen_manifests(root: str) -> list[dict]:
-    """Manifests of every batch ever received, landed or quarantined, oldest first."""
-    manifests = _manifests(batches_url(root)) + _manifests(quarantine_url(root))
-    return sorted(manifests, key=lambda m: m["batch_id"])
-
-
-def last_seen(root: str) -> dict | None:
-    """The manifest of the newest batch received (landed or quarantined), or None before the first."""
-    manifests = seen_manifests(root)
-    return manifests[-1] if manifests else None
-
-
 def land(root: str, batch: Download, *, source_url: str, now: datetime | None = None) -> dict:
     """Land ``batch`` as ``raw/batches/<batch_id>.parquet`` plus its manifest; return the manifest.
 
@@ -113,7 +83,7 @@ def land(root: str, batch: Download, *, source_url: str, now: datetime | None = 
     that is not a CSV table is kept as received in ``quarantine/`` with a reason file (so it is not
     fetched again) and raises BatchFormatError.
     """
-    for manifest in seen_manifests(root):
+    for manifest in batches.seen_manifests(root):
         if manifest["sha256"] == batch.sha256:
             raise DuplicateBatchError(
                 f"content sha256 {batch.sha256} was already received as batch {manifest['batch_id']}"
@@ -129,18 +99,13 @@ def land(root: str, batch: Download, *, source_url: str, now: datetime | None = 
     try:
         frame = parse_csv(batch.content)
     except BatchFormatError as exc:
-        folder = quarantine_url(root)
-        storage.write_bytes_atomic(storage.join(folder, f"{batch_id}.csv"), batch.content, overwrite=False)
-        reason = {
-            "batch_id": batch_id,
-            "failed_checks": [{"check": "format", "column": None, "message": str(exc)}],
-            "quarantined_at": landed_at.isoformat(),
-        }
-        storage.write_json_atomic(storage.join(folder, f"{batch_id}.reason.json"), reason, overwrite=False)
-        storage.write_json_atomic(storage.join(folder, f"{batch_id}.json"), manifest, overwrite=False)
+        batches.write_reason(root, batch_id, [batches.CheckFailure("format", None, str(exc))])
+        storage.write_bytes_atomic(
+            batches.quarantine_url(root, f"{batch_id}.csv"), batch.content, overwrite=False
+        )
+        storage.write_json_atomic(batches.quarantine_url(root, f"{batch_id}.json"), manifest, overwrite=False)
         raise BatchFormatError(f"batch {batch_id} quarantined: {exc}") from exc
     manifest |= {"rows": len(frame), "columns": list(map(str, frame.columns))}
-    folder = batches_url(root)
-    storage.write_parquet_atomic(frame, storage.join(folder, f"{batch_id}.parquet"), overwrite=False)
-    storage.write_json_atomic(storage.join(folder, f"{batch_id}.json"), manifest, overwrite=False)
+    storage.write_parquet_atomic(frame, batches.raw_url(root, f"{batch_id}.parquet"), overwrite=False)
+    storage.write_json_atomic(batches.raw_url(root, f"{batch_id}.json"), manifest, overwrite=False)
     return manifest

@@ -98,6 +98,29 @@ def register_candidate(
     return metadata
 
 
+def stage_result(root: str, key: str, result: TrainingResult) -> str:
+    """Keep a trained result between the training task and the registering task; return its URL.
+
+    Staging is not registration: nothing lists staged results, and ``discard_staged`` removes them.
+    """
+    buffer = io.BytesIO()
+    joblib.dump(result, buffer)
+    url = _staging_url(root, key)
+    storage.write_bytes_atomic(url, buffer.getvalue())
+    return url
+
+
+def load_staged(root: str, key: str) -> TrainingResult:
+    url = _staging_url(root, key)
+    if not storage.exists(url):
+        raise FileNotFoundError(f"no staged training result {key!r}: {url} does not exist")
+    return joblib.load(io.BytesIO(storage.read_bytes(url)))
+
+
+def discard_staged(root: str, key: str) -> None:
+    storage.remove(_staging_url(root, key))
+
+
 def list_versions(root: str) -> list[str]:
     """Complete versions, oldest first (version ids sort by creation time)."""
     names = storage.list_names(storage.join(root, "models", "versions"))
@@ -168,6 +191,11 @@ def _verified_model_bytes(root: str, version: str) -> bytes:
 
 def _version_url(root: str, version: str, *name: str) -> str:
     return storage.join(root, "models", "versions", version, *name)
+
+
+def _staging_url(root: str, key: str) -> str:
+    safe_key = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+    return storage.join(root, "models", "staging", f"{safe_key}.joblib")
 
 
 def _production_url(root: str) -> str:

@@ -90,3 +90,10 @@ def move(src: str, dst: str) -> None:
     _, dst_path = filesystem(dst)
     fs.makedirs(dst_path.rsplit("/", 1)[0], exist_ok=True)
     fs.mv(src_path, dst_path)
+
+
+def remove(url: str) -> None:
+    """Delete the file at ``url`` if it exists."""
+    fs, path = filesystem(url)
+    if fs.exists(path):
+        fs.rm(path)

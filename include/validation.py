@@ -1,4 +1,4 @@
-"""Fail-fast validation of raw batches, and quarantine for the batches that fail.
+"""Fail-fast validation of raw batches (quarantine is in ``batches``).
 
 A batch is judged by named rules (``empty``, ``required_columns``, ``dtype``, ``nulls``, ``range``,
 ``labels``, ``duplicates``). Each failure names its rule and column, how many rows offend and an example,
@@ -8,23 +8,11 @@ missing, or its values have the wrong type) skips it rather than piling up follo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-
 import numpy as np
 import pandas as pd
 
-from include import storage
+from include.batches import CheckFailure
 from include.config import DatasetSchema, FeatureSpec
-
-
-@dataclass(frozen=True)
-class CheckFailure:
-    """One broken rule: which check, on which column (``None`` for the whole batch), and why."""
-
-    check: str
-    column: str | None
-    message: str
 
 
 def validate_batch(df: pd.DataFrame, schema: DatasetSchema) -> list[CheckFailure]:
@@ -184,62 +172,3 @@ def _check_duplicates(df: pd.DataFrame) -> list[CheckFailure]:
 def _example(values: pd.Series) -> str:
     value = values.iloc[0]
     return repr(value.item() if isinstance(value, np.generic) else value)
-
-
-def list_raw_batches(root: str) -> list[str]:
-    """Ids of the landed batches, oldest first; a batch counts once both its data and manifest exist."""
-    folder = storage.join(root, "raw", "batches")
-    data = {name.removesuffix(".parquet") for name in storage.list_names(folder, ".parquet")}
-    manifests = {name.removesuffix(".json") for name in storage.list_names(folder, ".json")}
-    return sorted(data & manifests)
-
-
-def load_raw_batch(root: str, batch_id: str) -> pd.DataFrame:
-    """The raw batch as landed, untouched, so validation sees exactly what arrived."""
-    return storage.read_parquet(_existing(_raw_url(root, batch_id, ".parquet"), batch_id))
-
-
-def raw_manifest(root: str, batch_id: str) -> dict:
-    """The manifest written when the batch landed (rows, sha256, landed_at, source)."""
-    return storage.read_json(_existing(_raw_url(root, batch_id, ".json"), batch_id))
-
-
-def quarantine_batch(root: str, batch_id: str, failures: list[CheckFailure]) -> str:
-    """Move a failed batch out of ``raw/`` next to a reason file; return the reason file's URL.
-
-    The reason is written first and the manifest moved last, so an interrupted run leaves nothing in
-    quarantine without its reason, and a retry finishes the move instead of failing on the moved files.
-    """
-    reason_url = _quarantine_url(root, batch_id, ".reason.json")
-    data_url = _raw_url(root, batch_id, ".parquet")
-    manifest_url = _raw_url(root, batch_id, ".json")
-    if not storage.exists(data_url) and not storage.exists(_quarantine_url(root, batch_id, ".parquet")):
-        raise FileNotFoundError(
-            f"batch {batch_id!r} is neither in raw/batches nor in quarantine under {root}"
-        )
-    storage.write_json_atomic(
-        reason_url,
-        {
-            "batch_id": batch_id,
-            "failed_checks": [asdict(failure) for failure in failures],
-            "quarantined_at": datetime.now(UTC).isoformat(),
-        },
-    )
-    for url, suffix in ((data_url, ".parquet"), (manifest_url, ".json")):
-        if storage.exists(url):
-            storage.move(url, _quarantine_url(root, batch_id, suffix))
-    return reason_url
-
-
-def _raw_url(root: str, batch_id: str, suffix: str) -> str:
-    return storage.join(root, "raw", "batches", f"{batch_id}{suffix}")
-
-
-def _quarantine_url(root: str, batch_id: str, suffix: str) -> str:
-    return storage.join(root, "quarantine", f"{batch_id}{suffix}")
-
-
-def _existing(url: str, batch_id: str) -> str:
-    if not storage.exists(url):
-        raise FileNotFoundError(f"raw batch {batch_id!r} not found: {url} does not exist")
-    return url

@@ -1,19 +1,31 @@
-"""Every test runs against a throwaway Airflow home and storage root, never the developer's."""
+"""Every test runs against a throwaway Airflow home, database and storage root, never the developer's.
+
+Airflow reads its configuration when first imported, so the environment is set here, when pytest
+loads this file, before any test module imports ``airflow``.
+"""
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-_HOME = tempfile.mkdtemp(prefix="mlpipe-test-home-")
+import pytest
+
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="mlpipe-test-home-"))
+TEST_DAGS_FOLDER = AIRFLOW_HOME / "dags"  # DAGs written by tests for dag.test(); the real ones load by path
+TEST_DAGS_FOLDER.mkdir()
 
 os.environ.update(
     {
-        "AIRFLOW_HOME": _HOME,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(TEST_DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
-        "PIPELINE_STORAGE_ROOT": str(Path(_HOME) / "data"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__API__BASE_URL": "http://airflow.test:8080",
+        "PIPELINE_STORAGE_ROOT": str(AIRFLOW_HOME / "data"),
     }
 )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)

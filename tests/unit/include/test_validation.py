@@ -4,15 +4,9 @@ import pandas as pd
 import pytest
 
 from include import storage
+from include.batches import CheckFailure, list_raw_batches, load_raw_batch, quarantine_batch, raw_manifest
 from include.config import DatasetSchema, FeatureSpec
-from include.validation import (
-    CheckFailure,
-    list_raw_batches,
-    load_raw_batch,
-    quarantine_batch,
-    raw_manifest,
-    validate_batch,
-)
+from include.validation import validate_batch
 
 BATCH = "20261121T161500Z-1a2b3c4d"
 

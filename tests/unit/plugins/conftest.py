@@ -1,9 +1,6 @@
 """
-Shared fixtures for the plugin tests: a real SMTP sink, an SMTP connection pointing at it, and an
-isolated Airflow home with a migrated SQLite database for ``dag.test()`` runs.
-
-Airflow reads AIRFLOW_HOME and its config when first imported, so the environment is set here, at
-conftest import time, before any test module imports ``airflow``.
+Shared fixtures for the plugin tests: a real SMTP sink, an SMTP connection pointing at it, and a
+migrated SQLite database in the test Airflow home (tests/conftest.py) for ``dag.test()`` runs.
 """
 
 from __future__ import annotations
@@ -12,10 +9,6 @@ import email
 import email.policy
 import importlib.util
 import json
-import os
-import shutil
-import sys
-import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -25,24 +18,7 @@ import pytest
 
 from scripts.smtp_sink import MaildirSink
 
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="mlpipe-test-airflow-home-"))
-_DB_PATH = _AIRFLOW_HOME / "airflow.db"
-if "airflow" not in sys.modules:
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(_AIRFLOW_HOME),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(_AIRFLOW_HOME / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_DB_PATH}",
-            "AIRFLOW__API__BASE_URL": "http://airflow.test:8080",
-        }
-    )
-
 FROM_EMAIL = "pipeline@example.com"
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
 def smtp_connection_json(port: int) -> str:
@@ -99,20 +75,12 @@ def received(smtp_sink: MaildirSink) -> Callable[[], list[EmailMessage]]:
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
-    """Create the metadata tables in the isolated SQLite database; return the DAGs folder."""
+    """Create the metadata tables in the test database (see tests/conftest.py); return the DAGs folder."""
     from airflow import settings
-
-    if str(_DB_PATH) not in settings.SQL_ALCHEMY_CONN:
-        pytest.skip(
-            "airflow was imported before this conftest could isolate AIRFLOW_HOME; "
-            "refusing to run dag.test() against " + settings.SQL_ALCHEMY_CONN
-        )
     from airflow.utils import db
 
     db.initdb()
-    dags_folder = _AIRFLOW_HOME / "dags"
-    dags_folder.mkdir(exist_ok=True)
-    return dags_folder
+    return Path(settings.DAGS_FOLDER)
 
 
 @pytest.fixture

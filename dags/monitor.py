@@ -1,0 +1,70 @@
+"""
+### monitor: watch the production model
+
+Runs after every promotion (`production_model`) and hourly. Checks that the production model file
+still matches its sha256, that the newest raw batch is fresh (`monitor_max_batch_age_hours`), that the
+newest validated batch has not drifted from the training data (per-feature Kolmogorov-Smirnov
+statistic above `monitor_drift_threshold`), and that the model's accuracy on it reaches
+`accuracy_threshold`. The report is kept under `monitor/`; if any check fails, an e-mail names each
+failed check. Trigger it by hand to check now.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Variable, dag, task
+
+from include.config import TEMPLATES_DIR
+from mlpipe.assets import production_model
+from mlpipe.notifications import failure_notifier
+from mlpipe.smtp_alert import SmtpAlertOperator
+
+
+@dag(
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=[production_model]
+    ),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["ml-pipeline", "monitor"],
+    template_searchpath=[str(TEMPLATES_DIR)],
+    default_args={
+        "retries": 1,
+        "retry_delay": timedelta(seconds=10),
+        "on_failure_callback": failure_notifier(),
+    },
+)
+def monitor():
+    @task
+    def check_production() -> dict:
+        from include.config import load_schema, storage_root
+        from include.monitoring import check_production as run_checks
+        from include.monitoring import write_report
+
+        root = storage_root()
+        report = run_checks(
+            root,
+            load_schema(),
+            max_batch_age=timedelta(hours=float(Variable.get("monitor_max_batch_age_hours", default="24"))),
+            drift_threshold=float(Variable.get("monitor_drift_threshold", default="0.3")),
+            min_accuracy=float(Variable.get("accuracy_threshold", default="0.8")),
+        )
+        return {**report, "report_url": write_report(root, report)}
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def unhealthy(report: dict) -> bool:
+        return not report["healthy"]
+
+    unhealthy(check_production()) >> SmtpAlertOperator(
+        task_id="alert_unhealthy",
+        subject="[ml-pipeline] production model {{ ti.xcom_pull(task_ids='check_production')['version'] }}: "
+        "{{ ti.xcom_pull(task_ids='check_production')['checks'] | rejectattr('ok') | map(attribute='name') "
+        "| join(', ') }} failed",
+        html_content="monitor_alert.html",
+    )
+
+
+monitor()

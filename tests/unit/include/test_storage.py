@@ -1,0 +1,159 @@
+"""Atomic writes under a real local storage root: all or nothing, never a partial or temporary file."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from include import storage
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (temporary ones included) with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def temp_files(folder: Path) -> list[str]:
+    return [str(p.relative_to(folder)) for p in folder.rglob(".tmp-*")]
+
+
+def test_write_creates_the_parents_and_reads_back(root, tmp_path):
+    url = storage.join(root, "a", "b", "data.bin")
+
+    storage.write_bytes_atomic(url, b"\x00payload\xff")
+
+    assert (tmp_path / "a" / "b" / "data.bin").read_bytes() == b"\x00payload\xff"
+    assert storage.read_bytes(url) == b"\x00payload\xff"
+    assert storage.exists(url)
+    assert files(tmp_path) == {"a/b/data.bin": b"\x00payload\xff"}
+
+
+def test_overwrite_replaces_the_whole_file(root, tmp_path):
+    url = storage.join(root, "data.bin")
+    storage.write_bytes_atomic(url, b"a much longer first version")
+
+    storage.write_bytes_atomic(url, b"short")
+
+    assert files(tmp_path) == {"data.bin": b"short"}
+
+
+def test_overwrite_false_refuses_an_existing_file_and_leaves_it_unchanged(root, tmp_path):
+    url = storage.join(root, "raw", "batch.parquet")
+    storage.write_bytes_atomic(url, b"first", overwrite=False)
+
+    with pytest.raises(FileExistsError, match=r"raw/batch\.parquet already exists"):
+        storage.write_bytes_atomic(url, b"second", overwrite=False)
+    with pytest.raises(FileExistsError, match="already exists"):
+        storage.write_json_atomic(url, {"x": 1}, overwrite=False)
+    with pytest.raises(FileExistsError, match="already exists"):
+        storage.write_parquet_atomic(pd.DataFrame({"x": [1]}), url, overwrite=False)
+
+    assert files(tmp_path) == {"raw/batch.parquet": b"first"}
+
+
+def test_failure_while_writing_leaves_no_temp_file_and_no_target(root, tmp_path):
+    (tmp_path / "out").mkdir()
+    url = storage.join(root, "out", "data.bin")
+
+    # The temporary file is opened, then the write itself fails: str is not bytes.
+    with pytest.raises(TypeError, match="bytes-like"):
+        storage.write_bytes_atomic(url, "not bytes")  # type: ignore[arg-type]
+
+    assert files(tmp_path) == {}
+    assert not storage.exists(url)
+
+
+def test_failure_while_writing_keeps_the_previous_version(root, tmp_path):
+    url = storage.join(root, "data.bin")
+    storage.write_bytes_atomic(url, b"previous")
+
+    with pytest.raises(TypeError):
+        storage.write_bytes_atomic(url, "not bytes")  # type: ignore[arg-type]
+
+    assert files(tmp_path) == {"data.bin": b"previous"}
+
+
+def test_target_whose_parent_is_a_file_fails_and_writes_nothing(root, tmp_path):
+    (tmp_path / "raw").write_bytes(b"a file, not a folder")
+
+    with pytest.raises(OSError, match="raw"):
+        storage.write_bytes_atomic(storage.join(root, "raw", "data.bin"), b"payload")
+
+    assert files(tmp_path) == {"raw": b"a file, not a folder"}
+
+
+def test_target_that_is_a_folder_is_refused_and_leaves_no_temp_file(root, tmp_path):
+    """Bug: the temporary file is moved *into* the folder and the call reports success."""
+    (tmp_path / "batch.parquet").mkdir()
+
+    with pytest.raises(OSError, match=r"batch\.parquet"):
+        storage.write_bytes_atomic(storage.join(root, "batch.parquet"), b"payload")
+
+    assert temp_files(tmp_path) == []
+    assert files(tmp_path) == {}
+
+
+def test_parquet_that_pyarrow_cannot_serialize_writes_nothing(root, tmp_path):
+    url = storage.join(root, "raw", "batch.parquet")
+    storage.write_parquet_atomic(pd.DataFrame({"x": [1, 2]}), url)
+    before = files(tmp_path)
+    mixed = pd.DataFrame({"x": pd.Series([1, "two"], dtype=object)})
+
+    with pytest.raises(ValueError, match="column x"):
+        storage.write_parquet_atomic(mixed, url)
+
+    assert files(tmp_path) == before
+    assert storage.read_parquet(url).equals(pd.DataFrame({"x": [1, 2]}))
+
+
+def test_parquet_round_trip_returns_the_bytes_written(root, tmp_path, iris):
+    url = storage.join(root, "iris.parquet")
+
+    data = storage.write_parquet_atomic(iris, url)
+
+    assert (tmp_path / "iris.parquet").read_bytes() == data
+    pd.testing.assert_frame_equal(storage.read_parquet(url), iris)
+    pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(data)), iris)
+
+
+def test_json_round_trip_is_stable(root, tmp_path):
+    url = storage.join(root, "m.json")
+
+    storage.write_json_atomic(url, {"b": [1, 2], "a": {"z": None}})
+
+    assert storage.read_json(url) == {"a": {"z": None}, "b": [1, 2]}
+    assert (tmp_path / "m.json").read_text().splitlines()[1] == '  "a": {'
+
+
+def test_list_names_is_sorted_filtered_and_ignores_temp_files(root, tmp_path):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    for name in ("b.parquet", "a.parquet", "a.json", ".tmp-0123abcd"):
+        (folder / name).write_bytes(b"x")
+    (tmp_path / "raw" / "nested").mkdir()
+    (tmp_path / "raw" / "nested" / "c.parquet").write_bytes(b"x")
+    url = storage.join(root, "raw")
+
+    assert storage.list_names(url, ".parquet") == ["a.parquet", "b.parquet"]
+    assert storage.list_names(url, ".json") == ["a.json"]
+    assert ".tmp-0123abcd" not in storage.list_names(url)
+
+
+def test_list_names_of_a_missing_folder_is_empty(root):
+    assert storage.list_names(storage.join(root, "never", "created")) == []
+    assert storage.list_names(storage.join(root, "never", "created"), ".json") == []
+
+
+def test_move_creates_the_destination_folder(root, tmp_path):
+    storage.write_bytes_atomic(storage.join(root, "raw", "x.bin"), b"x")
+
+    storage.move(storage.join(root, "raw", "x.bin"), storage.join(root, "quarantine", "deep", "x.bin"))
+
+    assert files(tmp_path) == {"quarantine/deep/x.bin": b"x"}
+
+
+def test_join_tolerates_a_trailing_slash(root):
+    assert storage.join(root + "/", "raw", "x") == storage.join(root, "raw", "x") == f"{root}/raw/x"
