@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -38,9 +39,10 @@ class Download:
 
 
 def download(url: str, *, timeout: float, max_bytes: int) -> Download:
-    """GET ``url``, refusing a body larger than ``max_bytes`` before reading it all."""
+    """GET ``url`` within ``timeout`` seconds in all, refusing a body larger than ``max_bytes``."""
     chunks: list[bytes] = []
     size = 0
+    deadline = time.monotonic() + timeout
     try:
         with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
             if response.status_code != 200:
@@ -53,6 +55,8 @@ def download(url: str, *, timeout: float, max_bytes: int) -> Download:
                 if size > max_bytes:
                     raise DownloadError(f"GET {url}: body exceeds the {max_bytes}-byte limit")
                 chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise DownloadError(f"GET {url} did not finish within {timeout} s")
             headers = response.headers
     except httpx.HTTPError as exc:
         raise DownloadError(f"GET {url} failed: {exc!r}") from exc
@@ -73,6 +77,8 @@ def parse_csv(content: bytes) -> pd.DataFrame:
         raise BatchFormatError(f"content is not a readable CSV table: {exc}") from exc
     if frame.empty:
         raise BatchFormatError("CSV has a header but no rows")
+    if not frame.index.equals(pd.RangeIndex(len(frame))):  # pandas made the surplus fields an index
+        raise BatchFormatError("some rows have more fields than the header")
     return frame
 
 

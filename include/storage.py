@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import uuid
 from typing import Any
 
@@ -42,12 +43,15 @@ def write_bytes_atomic(url: str, data: bytes, *, overwrite: bool = True) -> None
         return
     tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
     try:
-        with fs.open(tmp, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(data)
-        fs.mv(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)  # atomic; refuses to replace a folder
+        else:
+            os.link(tmp, path)  # atomic; fails if another writer got there first
     finally:
-        if fs.exists(tmp):
-            fs.rm(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def read_bytes(url: str) -> bytes:

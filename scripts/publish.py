@@ -36,6 +36,8 @@ def make_batch(kind: str, rows: int, seed: int) -> pd.DataFrame:
     """A random sample of ``rows`` distinct Iris rows, spoiled as ``kind`` says."""
     if kind not in KINDS:
         raise ValueError(f"unknown batch kind {kind!r}; expected one of {KINDS}")
+    if kind == "bad" and rows < 3:
+        raise ValueError(f"a bad batch needs at least 3 rows to hold its three faults, not {rows}")
     rng = np.random.default_rng(seed)
     frame = iris_frame()
     batch = frame.iloc[rng.choice(len(frame), size=min(rows, len(frame)), replace=False)].reset_index(
@@ -43,7 +45,7 @@ def make_batch(kind: str, rows: int, seed: int) -> pd.DataFrame:
     )
     if kind == "bad":
         batch["petal_length"] = batch["petal_length"].astype(object)
-        batch.loc[0, "petal_length"] = "n/a"
+        batch.loc[0, "petal_length"] = "abc"
         batch.loc[1, "sepal_width"] = -3.0
         batch.loc[2, "species"] = "unicorn"
     elif kind == "shuffled-labels":

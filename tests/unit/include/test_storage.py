@@ -86,7 +86,7 @@ def test_target_whose_parent_is_a_file_fails_and_writes_nothing(root, tmp_path):
 
 
 def test_target_that_is_a_folder_is_refused_and_leaves_no_temp_file(root, tmp_path):
-    """Bug: the temporary file is moved *into* the folder and the call reports success."""
+    """A folder at the target is refused, not written into."""
     (tmp_path / "batch.parquet").mkdir()
 
     with pytest.raises(OSError, match=r"batch\.parquet"):

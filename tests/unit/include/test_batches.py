@@ -1,0 +1,141 @@
+"""The raw/quarantine layout on a real local storage root: listing, reading and quarantining batches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from include import batches, storage
+from include.batches import CheckFailure
+
+FIRST = "20261121T161500000000Z-aaaaaaaa"
+SECOND = "20261121T161600000000Z-bbbbbbbb"
+THIRD = "20261121T161700000000Z-cccccccc"
+FAILURES = [
+    CheckFailure("nulls", "petal_length", "column 'petal_length' has 1 null value(s), e.g. at row 0"),
+    CheckFailure("empty", None, "batch has no rows"),
+]
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_layout(root):
+    assert batches.raw_url(root) == f"{root}/raw/batches"
+    assert batches.raw_url(root, "x.parquet") == f"{root}/raw/batches/x.parquet"
+    assert batches.quarantine_url(root) == f"{root}/quarantine"
+    assert batches.quarantine_url(root, "x.json") == f"{root}/quarantine/x.json"
+
+
+def test_empty_root_has_no_batches(root):
+    assert batches.list_raw_batches(root) == []
+    assert batches.seen_manifests(root) == []
+    assert batches.last_seen(root) is None
+
+
+def test_landed_batches_are_listed_oldest_first_and_read_back(root, land, iris):
+    land(SECOND, iris.iloc[:10])
+    land(FIRST, iris)
+
+    assert batches.list_raw_batches(root) == [FIRST, SECOND]
+    pd.testing.assert_frame_equal(batches.load_raw_batch(root, FIRST), iris)
+    manifest = batches.raw_manifest(root, SECOND)
+    assert (manifest["batch_id"], manifest["rows"]) == (SECOND, 10)
+
+
+def test_a_batch_without_its_manifest_is_incomplete_and_ignored(root, land, iris, tmp_path):
+    land(FIRST, iris)
+    # What a crash between the Parquet write and the manifest write leaves behind.
+    storage.write_parquet_atomic(iris, batches.raw_url(root, f"{SECOND}.parquet"))
+    (tmp_path / "raw" / "batches" / ".tmp-0123").write_bytes(b"partial")
+
+    assert batches.list_raw_batches(root) == [FIRST]
+    assert [m["batch_id"] for m in batches.seen_manifests(root)] == [FIRST]
+    assert batches.last_seen(root)["batch_id"] == FIRST
+
+
+@pytest.mark.parametrize(
+    "read",
+    [batches.load_raw_batch, batches.raw_manifest, batches.quarantine_reason],
+    ids=["load_raw_batch", "raw_manifest", "quarantine_reason"],
+)
+def test_unknown_batch_id_is_named(root, land, iris, read):
+    land(FIRST, iris)
+
+    with pytest.raises(FileNotFoundError, match="batch '20261121T999999000000Z-deadbeef' not found"):
+        read(root, "20261121T999999000000Z-deadbeef")
+
+
+def test_quarantining_an_unknown_batch_writes_nothing(root, tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"batch '{FIRST}' is neither in raw/batches nor"):
+        batches.quarantine_batch(root, FIRST, FAILURES)
+
+    assert files(tmp_path) == []
+
+
+def test_quarantine_moves_data_and_manifest_next_to_the_reason(root, land, iris, tmp_path):
+    land(FIRST, iris)
+    land(SECOND, iris.iloc[:5])
+    data = (tmp_path / "raw" / "batches" / f"{FIRST}.parquet").read_bytes()
+
+    reason_url = batches.quarantine_batch(root, FIRST, FAILURES)
+
+    assert reason_url == batches.quarantine_url(root, f"{FIRST}.reason.json")
+    assert batches.list_raw_batches(root) == [SECOND]
+    assert files(tmp_path / "quarantine") == [f"{FIRST}.json", f"{FIRST}.parquet", f"{FIRST}.reason.json"]
+    assert (tmp_path / "quarantine" / f"{FIRST}.parquet").read_bytes() == data
+    reason = batches.quarantine_reason(root, FIRST)
+    assert reason["batch_id"] == FIRST
+    assert reason["failed_checks"] == [
+        {
+            "check": "nulls",
+            "column": "petal_length",
+            "message": "column 'petal_length' has 1 null value(s), e.g. at row 0",
+        },
+        {"check": "empty", "column": None, "message": "batch has no rows"},
+    ]
+    assert datetime.fromisoformat(reason["quarantined_at"]).utcoffset().total_seconds() == 0
+    with pytest.raises(FileNotFoundError, match=FIRST):
+        batches.load_raw_batch(root, FIRST)
+
+
+def test_quarantined_batches_are_still_seen(root, land, iris):
+    land(FIRST, iris)
+    land(SECOND, iris)
+    land(THIRD, iris)
+    batches.quarantine_batch(root, THIRD, FAILURES)
+    batches.quarantine_batch(root, FIRST, FAILURES)
+
+    assert [m["batch_id"] for m in batches.seen_manifests(root)] == [FIRST, SECOND, THIRD]
+    assert batches.last_seen(root)["batch_id"] == THIRD
+    assert batches.list_raw_batches(root) == [SECOND]
+
+
+def test_interrupted_quarantine_is_finished_by_a_retry(root, land, iris, tmp_path):
+    land(FIRST, iris)
+    # An earlier attempt moved the data and died before moving the manifest.
+    storage.move(batches.raw_url(root, f"{FIRST}.parquet"), batches.quarantine_url(root, f"{FIRST}.parquet"))
+    assert batches.list_raw_batches(root) == []
+
+    batches.quarantine_batch(root, FIRST, FAILURES[:1])
+
+    assert files(tmp_path) == [
+        f"quarantine/{FIRST}.json",
+        f"quarantine/{FIRST}.parquet",
+        f"quarantine/{FIRST}.reason.json",
+    ]
+    assert [f["check"] for f in batches.quarantine_reason(root, FIRST)["failed_checks"]] == ["nulls"]
+    assert [m["batch_id"] for m in batches.seen_manifests(root)] == [FIRST]
+
+
+def test_write_reason_overwrites_an_earlier_reason(root):
+    batches.write_reason(root, FIRST, FAILURES)
+    batches.write_reason(root, FIRST, [CheckFailure("format", None, "not a CSV")])
+
+    assert batches.quarantine_reason(root, FIRST)["failed_checks"] == [
+        {"check": "format", "column": None, "message": "not a CSV"}
+    ]
