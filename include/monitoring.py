@@ -92,7 +92,7 @@ def _freshness(root: str, now: datetime, max_age: timedelta) -> CheckResult:
 
 def write_report(root: str, report: dict) -> str:
     """Keep the report under ``monitor/``, named by check time; return its URL."""
-    stamp = datetime.fromisoformat(report["checked_at"]).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.fromisoformat(report["checked_at"]).astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     url = storage.join(root, "monitor", f"{stamp}.json")
     storage.write_json_atomic(url, report)
     return url

@@ -194,8 +194,10 @@ def _version_url(root: str, version: str, *name: str) -> str:
 
 
 def _staging_url(root: str, key: str) -> str:
-    safe_key = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
-    return storage.join(root, "models", "staging", f"{safe_key}.joblib")
+    """One file per key: the key's readable part plus a hash of the whole, so no two keys share one."""
+    readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)[:80]
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return storage.join(root, "models", "staging", f"{readable}-{digest}.joblib")
 
 
 def _production_url(root: str) -> str:

@@ -16,6 +16,8 @@ folder, ``.airflow/`` by default; the pipeline's data goes to ``PIPELINE_STORAGE
 from __future__ import annotations
 
 import argparse
+import email
+import email.policy
 import json
 import os
 import secrets
@@ -343,10 +345,11 @@ class LocalStack:
         return [stage for stage in STAGES if stage in parsed]
 
     def runs_since(self, since: datetime) -> Iterator[tuple[str, dict]]:
-        """(dag_id, run) for every stage run queued after ``since``."""
+        """(dag_id, run) for every stage run active at or after ``since`` (queued, running or ended then)."""
         for dag_id in self.stage_dags():
             for run in self.dag_runs(dag_id):
-                if datetime.fromisoformat(run["run_after"]) >= since:
+                ended = run["end_date"] and datetime.fromisoformat(run["end_date"])
+                if not ended or ended >= since or datetime.fromisoformat(run["run_after"]) >= since:
                     yield dag_id, run
 
 
@@ -371,35 +374,34 @@ def _print_login(stack: LocalStack) -> None:
     print(f"  logs:         {stack.log_dir}")
 
 
-def follow(stack: LocalStack, since: datetime, timeout: float) -> dict[str, dict]:
-    """Print each stage run's progress until the last stage has finished; return the last run of each."""
+def follow(stack: LocalStack, since: datetime, timeout: float, quiet: float = 10) -> dict[str, dict]:
+    """Print every state change of the stage runs queued after ``since`` until the pipeline has reacted
+    and gone quiet: a batch was received, no later stage is queued or running, and nothing changed for
+    ``quiet`` seconds (a consumer run appears a moment after its asset event). Return each stage's
+    newest finished run."""
     seen: dict[str, str] = {}
-    latest: dict[str, dict] = {}
-    deadline = time.monotonic() + timeout
-    final_stage = stack.stage_dags()[-1]
+    last_change = time.monotonic()
+    deadline = last_change + timeout
     while time.monotonic() < deadline:
-        for dag_id, run in stack.runs_since(since):
+        runs = list(stack.runs_since(since))
+        for dag_id, run in runs:
             key = f"{dag_id}/{run['dag_run_id']}"
             if seen.get(key) != run["state"]:
                 seen[key] = run["state"]
+                last_change = time.monotonic()
                 print(
-                    f"  {datetime.now():%H:%M:%S}  {dag_id:<15} {run['run_type']:<14} {run['state']}",
+                    f"  {datetime.now():%H:%M:%S}  {dag_id:<15} {run['run_type']:<15} {run['state']}",
                     flush=True,
                 )
+        finished = {}
+        for dag_id, run in runs:
             if run["state"] in ("success", "failed"):
-                latest.setdefault(dag_id, run)
-        final = latest.get(final_stage)
-        if final is not None and final["state"] == "success" and _landed(stack, final_stage, final):
-            return latest
-        if any(run["state"] == "failed" for run in latest.values()):
-            return latest
-        time.sleep(2)
-    raise StackError(f"the pipeline did not finish within {timeout:.0f} s")
-
-
-def _landed(stack: LocalStack, dag_id: str, run: dict) -> bool:
-    """True when the run did its work (an ingest run that found nothing new skips its landing)."""
-    return all(ti["state"] == "success" for ti in stack.task_instances(dag_id, run["dag_run_id"]))
+                finished.setdefault(dag_id, run)
+        busy = any(dag_id != "ingest" and run["state"] in ("queued", "running") for dag_id, run in runs)
+        if "ingest" in finished and not busy and time.monotonic() - last_change > quiet:
+            return finished
+        time.sleep(1)
+    raise StackError(f"the pipeline did not settle within {timeout:.0f} s")
 
 
 def demo(stack: LocalStack) -> None:
@@ -411,32 +413,39 @@ def demo(stack: LocalStack) -> None:
         stack.start()
         print(f"  ready after {time.monotonic() - started:.0f} s")
     since = datetime.now(UTC)
+    mails_before = set(stack.mails())
     path = stack.publish()
-    print(
-        f"Published a batch at {stack.crawl_url} ({path}); no DAG is triggered by hand. Following the runs:"
-    )
-    published = time.monotonic()
-    latest = follow(stack, since, timeout=600)
+    print(f"Published a batch at {stack.crawl_url} ({path}).")
+    print("No DAG is triggered by hand; following the runs as the pipeline reacts:")
+    finished = follow(stack, since, timeout=600)
     print("\nSummary")
     for dag_id in stack.stage_dags():
-        run = latest.get(dag_id)
+        run = finished.get(dag_id)
         if run is None:
             print(f"  {dag_id:<15} did not run")
             continue
         took = datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])
-        print(f"  {dag_id:<15} {run['state']:<8} {took.total_seconds():6.1f} s  ({run['dag_run_id']})")
-    print(
-        f"  publish to end of the chain: {time.monotonic() - published:.0f} s; whole demo: "
-        f"{time.monotonic() - started:.0f} s"
-    )
-    events = stack.asset_events("raw_batches")
-    if events:
-        print(f"  newest raw batch: {json.dumps(events[0]['extra'])}")
-    print(f"  mails received: {len(stack.mails())}")
+        print(f"  {dag_id:<15} {run['state']:<8} {took.total_seconds():5.1f} s   {run['dag_run_id']}")
+    production = stack.asset_events("production_model")
+    if production and datetime.fromisoformat(production[0]["timestamp"]) >= since:
+        extra = production[0]["extra"]
+        took = datetime.fromisoformat(production[0]["timestamp"]) - since
+        print(f"  in production:  model {extra['version']} ({extra['model_type']}, {extra['metrics']})")
+        print(f"  publish to production: {took.total_seconds():.0f} s")
+    else:
+        print("  in production:  unchanged by this batch")
+    for mail in sorted(set(stack.mails()) - mails_before):
+        print(f"  mail received:  {_subject(mail)}")
     _print_login(stack)
+    print(f"  whole demo: {time.monotonic() - started:.0f} s")
     print("The stack keeps running for the UI; stop it with: make down")
-    if any(run["state"] == "failed" for run in latest.values()):
-        raise StackError("a stage failed; see the UI or the logs above")
+    failed = sorted(dag_id for dag_id, run in finished.items() if run["state"] == "failed")
+    if failed:
+        raise StackError(f"{', '.join(failed)} failed; see the UI or {stack.log_dir}")
+
+
+def _subject(path: Path) -> str:
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)["subject"]
 
 
 def main() -> None:

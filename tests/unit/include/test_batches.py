@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -139,3 +139,62 @@ def test_write_reason_overwrites_an_earlier_reason(root):
     assert batches.quarantine_reason(root, FIRST)["failed_checks"] == [
         {"check": "format", "column": None, "message": "not a CSV"}
     ]
+
+
+AT = {
+    FIRST: datetime(2026, 11, 21, 16, 15, tzinfo=UTC),
+    SECOND: datetime(2026, 11, 21, 16, 16, tzinfo=UTC),
+    THIRD: datetime(2026, 11, 21, 16, 17, tzinfo=UTC),
+}
+
+
+@pytest.fixture
+def landed(root, land, iris) -> dict[str, datetime]:
+    """Three landed batches whose manifests say they landed a minute apart."""
+    for batch_id, landed_at in AT.items():
+        land(batch_id, iris.iloc[:5])
+        url = batches.raw_url(root, f"{batch_id}.json")
+        storage.write_json_atomic(url, {**storage.read_json(url), "landed_at": landed_at.isoformat()})
+    return AT
+
+
+def test_landed_between_on_an_empty_root(root):
+    assert batches.landed_between(root, None, None) == []
+
+
+def test_landed_between_includes_its_start_and_excludes_its_end(root, landed):
+    assert batches.landed_between(root, AT[SECOND], AT[THIRD]) == [SECOND]
+    assert batches.landed_between(root, AT[SECOND] + timedelta(microseconds=1), AT[THIRD]) == []
+    assert batches.landed_between(root, AT[SECOND], AT[THIRD] + timedelta(microseconds=1)) == [SECOND, THIRD]
+    assert batches.landed_between(root, AT[SECOND], AT[SECOND]) == []
+
+
+def test_landed_between_with_open_ends(root, landed):
+    assert batches.landed_between(root, None, None) == [FIRST, SECOND, THIRD]
+    assert batches.landed_between(root, None, AT[SECOND]) == [FIRST]
+    assert batches.landed_between(root, AT[SECOND], None) == [SECOND, THIRD]
+    assert batches.landed_between(root, AT[THIRD] + timedelta(seconds=1), None) == []
+
+
+def test_landed_between_compares_instants_not_clock_readings(root, landed):
+    plus_two = timezone(timedelta(hours=2))
+
+    assert batches.landed_between(root, AT[SECOND].astimezone(plus_two), None) == [SECOND, THIRD]
+
+
+def test_landed_between_reads_landed_at_from_the_manifest(root, landed):
+    # The id says 16:15, but the manifest is what records when the batch landed.
+    url = batches.raw_url(root, f"{FIRST}.json")
+    late = datetime(2026, 11, 22, tzinfo=UTC)
+    storage.write_json_atomic(url, {**storage.read_json(url), "landed_at": late.isoformat()})
+
+    assert batches.landed_between(root, None, AT[THIRD]) == [SECOND]
+    assert batches.landed_between(root, late, None) == [FIRST]
+
+
+def test_landed_between_ignores_quarantined_and_incomplete_batches(root, landed, iris):
+    batches.quarantine_batch(root, SECOND, FAILURES)
+    storage.write_parquet_atomic(iris, batches.raw_url(root, "20261121T161630000000Z-dddddddd.parquet"))
+
+    assert batches.landed_between(root, None, None) == [FIRST, THIRD]
+    assert batches.landed_between(root, AT[SECOND], AT[THIRD]) == []

@@ -8,13 +8,16 @@ from include import storage
 from include.features import to_features
 from include.registry import (
     IntegrityError,
+    discard_staged,
     list_versions,
     load_holdout,
     load_model,
     load_reference,
+    load_staged,
     production_version,
     promote,
     register_candidate,
+    stage_result,
     version_metadata,
 )
 from include.training import TrainingResult, train_and_evaluate
@@ -140,3 +143,89 @@ def test_an_incomplete_version_is_ignored(root, result):
 def test_no_versions_yet(root):
     assert list_versions(root) == []
     assert production_version(root) is None
+
+
+RUN_ID = "manual__2026-11-21T16:15:00+00:00"
+
+
+def test_a_staged_result_loads_back_equal(root, result, tmp_path):
+    url = stage_result(root, "run-1", result)
+
+    staged = load_staged(root, "run-1")
+
+    assert url.startswith(f"{root}/models/staging/run-1-") and url.endswith(".joblib")
+    assert [p.name for p in (tmp_path / "models" / "staging").iterdir()] == [url.rsplit("/", 1)[1]]
+    holdout = result.holdout[result.schema.feature_names]
+    assert (staged.model.predict_proba(holdout) == result.model.predict_proba(holdout)).all()
+    assert staged.metrics == result.metrics
+    assert staged.holdout.equals(result.holdout)
+    assert staged.train.equals(result.train)
+    assert (staged.model_type, staged.params, staged.schema, staged.seed, staged.test_size) == (
+        "logistic_regression",
+        {"C": 2.0},
+        result.schema,
+        42,
+        0.25,
+    )
+    # Staging is not registration: nothing is listed as a version or promoted.
+    assert list_versions(root) == []
+    assert production_version(root) is None
+
+
+def test_restaging_a_key_replaces_the_earlier_result(root, iris, schema, result):
+    stage_result(root, "run-1", result)
+    retrained = train_and_evaluate(to_features(iris, schema), schema, "random_forest", {"n_estimators": 5})
+
+    stage_result(root, "run-1", retrained)
+
+    assert load_staged(root, "run-1").model_type == "random_forest"
+    assert load_staged(root, "run-1").metrics == retrained.metrics
+
+
+def test_discard_removes_only_its_key_and_is_idempotent(root, result, tmp_path):
+    stage_result(root, "run-1", result)
+    stage_result(root, "run-2", result)
+
+    discard_staged(root, "run-1")
+    discard_staged(root, "run-1")
+    discard_staged(root, "never-staged")
+
+    assert [p.name for p in (tmp_path / "models" / "staging").iterdir()] == [
+        stage_result(root, "run-2", result).rsplit("/", 1)[1]
+    ]
+    with pytest.raises(FileNotFoundError):
+        load_staged(root, "run-1")
+    assert load_staged(root, "run-2").metrics == result.metrics
+
+
+def test_loading_an_unknown_key_names_it(root, result):
+    stage_result(root, "run-1", result)
+
+    with pytest.raises(FileNotFoundError, match="no staged training result 'run-9'"):
+        load_staged(root, "run-9")
+
+
+def test_keys_that_read_alike_do_not_share_a_file(root, iris, schema, result):
+    stage_result(root, "a/b", result)
+    retrained = train_and_evaluate(to_features(iris, schema), schema, "random_forest", {"n_estimators": 5})
+    stage_result(root, "a_b", retrained)
+
+    assert load_staged(root, "a/b").model_type == "logistic_regression"
+    assert load_staged(root, "a_b").model_type == "random_forest"
+
+
+@pytest.mark.parametrize("key", [RUN_ID, "../../escape", "a/b/c", "/abs"])
+def test_a_key_with_slashes_stays_under_staging(root, result, tmp_path, key):
+    url = stage_result(root, key, result)
+
+    name = url.removeprefix(f"{root}/models/staging/")
+    assert "/" not in name
+    assert name.endswith(".joblib")
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()] == [
+        f"models/staging/{name}"
+    ]
+    assert load_staged(root, key).metrics == result.metrics
+
+    discard_staged(root, key)
+
+    assert list((tmp_path / "models" / "staging").iterdir()) == []
