@@ -20,6 +20,7 @@ import pandas as pd
 
 KINDS = ("good", "bad", "shuffled-labels")
 FILE_NAME = "iris.csv"
+MEASUREMENT_NOISE_CM = 0.05
 
 
 def iris_frame() -> pd.DataFrame:
@@ -33,16 +34,22 @@ def iris_frame() -> pd.DataFrame:
 
 
 def make_batch(kind: str, rows: int, seed: int) -> pd.DataFrame:
-    """A random sample of ``rows`` distinct Iris rows, spoiled as ``kind`` says."""
+    """``rows`` new measurements of Iris flowers, spoiled as ``kind`` says.
+
+    Each row is a distinct Iris row plus a little measurement noise, so every batch is new data (a
+    model trained on one batch has not seen the rows of the next), as it would be from a real source.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown batch kind {kind!r}; expected one of {KINDS}")
     if kind == "bad" and rows < 3:
         raise ValueError(f"a bad batch needs at least 3 rows to hold its three faults, not {rows}")
     rng = np.random.default_rng(seed)
     frame = iris_frame()
-    batch = frame.iloc[rng.choice(len(frame), size=min(rows, len(frame)), replace=False)].reset_index(
-        drop=True
-    )
+    picked = rng.choice(len(frame), size=min(rows, len(frame)), replace=False)
+    batch = frame.iloc[picked].reset_index(drop=True)
+    measured = batch.columns.drop("species")
+    noise = rng.normal(0.0, MEASUREMENT_NOISE_CM, size=(len(batch), len(measured)))
+    batch[measured] = (batch[measured] + noise).round(2).clip(lower=0.1)
     if kind == "bad":
         batch["petal_length"] = batch["petal_length"].astype(object)
         batch.loc[0, "petal_length"] = "abc"

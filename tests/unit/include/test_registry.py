@@ -153,7 +153,8 @@ def test_a_staged_result_loads_back_equal(root, result, tmp_path):
 
     staged = load_staged(root, "run-1")
 
-    assert url.startswith(f"{root}/models/staging/run-1-") and url.endswith(".joblib")
+    assert url.startswith(f"{root}/models/staging/run-1-")
+    assert url.endswith(".joblib")
     assert [p.name for p in (tmp_path / "models" / "staging").iterdir()] == [url.rsplit("/", 1)[1]]
     holdout = result.holdout[result.schema.feature_names]
     assert (staged.model.predict_proba(holdout) == result.model.predict_proba(holdout)).all()
