@@ -290,9 +290,6 @@ class LocalStack:
         for pid in pids.values():
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-        for pid in pids.values():
-            with suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
         self.state_file.unlink()
         return sorted(pids)
 
@@ -370,13 +367,17 @@ class LocalStack:
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """True while a process of the group still runs. Zombies do not count: a zombie whose parent died
+    waits for init to reap it, and some container inits never do."""
+    with suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)  # reap the leader if it is our own child
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after its ")".
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(group) == pgid and state != "Z":
+                return True
+    return False
 
 
 # -- command line -------------------------------------------------------------------------------------
