@@ -4,14 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m scripts.local_stack
 
-.PHONY: install demo up down publish status test lint
+.PHONY: install demo up down publish status up-celery down-celery env test lint
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 demo: install  ## start the local stack, publish a batch and follow the pipeline to the end
@@ -28,6 +28,15 @@ publish: install  ## publish another batch at the local data source (KIND=bad|sh
 
 status:
 	$(STACK) status
+
+up-celery: install  ## the production topology natively: PostgreSQL, Redis, Celery worker, Flower
+	$(STACK) up --celery
+
+down-celery:
+	$(STACK) down --celery
+
+env: install  ## write .env for docker compose, with fresh random secrets
+	$(PY) -m scripts.make_env
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -223,6 +223,9 @@ class LocalStack:
             "triggerer": [airflow, "triggerer"],
         }
 
+    def _ports(self) -> tuple[int, ...]:
+        return (self.api_port, self.source_port, self.smtp_port, *self.log_server_ports)
+
     def running(self) -> dict[str, int]:
         """Components started by this stack whose process is still alive, by name."""
         if not self.state_file.exists():
@@ -239,7 +242,7 @@ class LocalStack:
         """Start every component in the background and wait until the API answers and DAGs are parsed."""
         if self.running():
             raise StackError(f"a stack is already running from {self.home}; stop it first (make down)")
-        for port in (self.api_port, self.source_port, self.smtp_port, *self.log_server_ports):
+        for port in self._ports():
             if _port_in_use(port):
                 raise StackError(f"port {port} is taken on 127.0.0.1; stop what uses it or pick other ports")
         self.init()
@@ -366,6 +369,100 @@ class LocalStack:
                     yield dag_id, run
 
 
+class CeleryStack(LocalStack):
+    """The production topology run natively: PostgreSQL as the metadata database, Redis as the Celery
+    broker, a Celery worker executing the tasks and Flower watching it, next to the same scheduler,
+    dag-processor, triggerer and API server. State in ``home``; data under ``home/data`` by default."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        database: str = "airflow_ml_pipeline",
+        postgres: str = "postgres@127.0.0.1:5432",
+        redis: str = "127.0.0.1:6379",
+        redis_db: int = 0,
+        flower_port: int = 5555,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("storage_root", str(Path(home).resolve() / "data"))
+        super().__init__(home, **kwargs)
+        self.database = database
+        self.postgres = postgres
+        self.redis = redis
+        self.redis_db = redis_db
+        self.flower_port = flower_port
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **super().env,
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{self.postgres}/{self.database}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{self.postgres}/{self.database}",
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://{self.redis}/{self.redis_db}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+            "AIRFLOW__CELERY__FLOWER_PORT": str(self.flower_port),
+        }
+
+    @property
+    def flower_url(self) -> str:
+        return f"http://127.0.0.1:{self.flower_port}"
+
+    def _components(self) -> dict[str, list[str]]:
+        airflow = str(VENV_BIN / "airflow")
+        return {
+            **super()._components(),
+            "celery-worker": [airflow, "celery", "worker"],
+            "flower": [airflow, "celery", "flower"],
+        }
+
+    def _ports(self) -> tuple[int, ...]:
+        return (*super()._ports(), self.flower_port)
+
+    def _admin_sql(self, statement: str, *args: str) -> list[tuple]:
+        """Run ``statement`` in the server's ``postgres`` database, autocommitted as CREATE DATABASE needs."""
+        import psycopg2
+
+        user, host_port = self.postgres.split("@")
+        host, port = host_port.split(":")
+        try:
+            connection = psycopg2.connect(
+                dbname="postgres", user=user, host=host, port=port, connect_timeout=5
+            )
+        except psycopg2.OperationalError as exc:
+            raise StackError(
+                f"PostgreSQL is not reachable at {host_port} as {user} ({exc}). Start it, e.g. "
+                "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+            ) from exc
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, args)
+                return cursor.fetchall() if cursor.description else []
+        finally:
+            connection.close()
+
+    def init(self) -> None:
+        """Check Redis, create the metadata database if it is new, then initialise Airflow."""
+        import redis
+
+        try:
+            redis.Redis.from_url(f"redis://{self.redis}/{self.redis_db}", socket_timeout=5).ping()
+        except redis.RedisError as exc:
+            raise StackError(
+                f"Redis is not reachable at {self.redis} ({exc}). Start it, e.g. "
+                '`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`'
+            ) from exc
+        if not self._admin_sql("SELECT 1 FROM pg_database WHERE datname = %s", self.database):
+            self._admin_sql(f'CREATE DATABASE "{self.database}"')
+        super().init()
+
+    def drop_database(self) -> None:
+        """Drop the metadata database (the stack must be stopped)."""
+        self._admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+
+
 def _group_alive(pgid: int) -> bool:
     """True while a process of the group still runs. Zombies do not count: a zombie whose parent died
     waits for init to reap it, and some container inits never do."""
@@ -470,12 +567,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("command", choices=("up", "down", "publish", "demo", "status"))
-    parser.add_argument(
-        "--home", type=Path, default=REPO / ".airflow", help="state folder (default .airflow/)"
-    )
+    parser.add_argument("--home", type=Path, help="state folder (default .airflow/)")
     parser.add_argument("--kind", default="good", help="publish: good, bad or shuffled-labels")
+    parser.add_argument(
+        "--celery",
+        action="store_true",
+        help="the production topology: PostgreSQL, Redis, CeleryExecutor, a worker and Flower "
+        "(state in .airflow-celery/ unless --home is given)",
+    )
     args = parser.parse_args()
-    stack = LocalStack(args.home)
+    if args.celery:
+        stack = CeleryStack(args.home or REPO / ".airflow-celery")
+    else:
+        stack = LocalStack(args.home or REPO / ".airflow")
     try:
         if args.command == "up":
             stack.start()

