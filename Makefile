@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m scripts.local_stack
 
-.PHONY: install demo up down publish status up-celery down-celery env test lint
+.PHONY: install demo up down publish status up-celery down-celery env test lint airflow
 
 install: $(VENV)/.installed
 
@@ -43,3 +43,6 @@ lint: install
 
 test: lint  ## the whole test suite: dags, unit and integration tiers
 	$(PY) -m pytest tests
+
+airflow: install  ## the airflow CLI against the local stack: make airflow ARGS="dags list"
+	$(STACK) airflow -- $(ARGS)

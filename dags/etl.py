@@ -2,8 +2,8 @@
 ### etl: validate new raw batches, quarantine bad ones, turn good ones into features
 
 Runs when `ingest` publishes `raw_batches` (every event since the last run: several batches may
-arrive before one run starts), and daily at 03:00 UTC over the batches landed in that interval, which
-is what `airflow backfill create --dag-id etl` replays. A manual run takes `batch_ids` or an
+arrive before one run starts), and daily at 03:00 UTC over the batches landed in the 24 hours before,
+which is what `airflow backfill create --dag-id etl` replays. A manual run takes `batch_ids` or an
 ingestion-date range (`landed_from` / `landed_to`).
 
 Each batch is validated fail-fast against the dataset schema (columns, dtypes, nulls, ranges, labels,
@@ -28,7 +28,8 @@ from mlpipe.smtp_alert import SmtpAlertOperator
 
 @dag(
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC"), assets=[raw_batches]
+        timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC", interval=timedelta(days=1)),
+        assets=[raw_batches],
     ),
     start_date=datetime(2026, 1, 1),
     catchup=False,

@@ -566,7 +566,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=("up", "down", "publish", "demo", "status"))
+    parser.add_argument("command", choices=("up", "down", "publish", "demo", "status", "airflow"))
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="airflow: the CLI arguments, after --")
     parser.add_argument("--home", type=Path, help="state folder (default .airflow/)")
     parser.add_argument("--kind", default="good", help="publish: good, bad or shuffled-labels")
     parser.add_argument(
@@ -590,6 +591,11 @@ def main() -> None:
             print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
         elif args.command == "publish":
             print(f"published a {args.kind} batch at {stack.publish(args.kind)}")
+        elif args.command == "airflow":
+            result = stack.airflow(*[a for a in args.args if a != "--"], check=False)
+            print(result.stdout, end="")
+            print(result.stderr, end="", file=sys.stderr)
+            sys.exit(result.returncode)
         elif args.command == "status":
             running = stack.running()
             print(f"running: {json.dumps(running)}" if running else "not running")

@@ -7,13 +7,16 @@ deploy back.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from include.ingest import Download, land
 from scripts.local_stack import LocalStack
+from scripts.publish import make_batch
 from tests.integration.chain import (
     RECIPIENT,
     STAGES,
@@ -158,6 +161,39 @@ def test_manual_etl_rerun_over_a_chosen_batch(stack: LocalStack, happy, wait_for
     [event] = events_since(stack, "features", since)
     assert event["extra"]["batch_ids"] == [batch_id]
     assert event["source_run_id"] == run["dag_run_id"]
+
+
+def test_backfill_of_etl_processes_the_batches_landed_in_its_interval(stack: LocalStack, wait_for):
+    """Backfill replays etl's daily timetable: the run at D 03:00 covers what landed in the day before."""
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).replace(hour=12, minute=0, second=0, microsecond=0)
+    content = make_batch("good", rows=60, seed=31).to_csv(index=False).encode()
+    download = Download(content, hashlib.sha256(content).hexdigest(), etag=None, last_modified=None)
+    manifest = land(
+        (stack.home / "data").as_uri(), download, source_url="an earlier export", now=two_days_ago
+    )
+    wait_until_idle(stack, wait_for)
+    since = datetime.now(UTC)
+    day = (two_days_ago + timedelta(days=1)).date().isoformat()
+
+    stack.airflow(
+        "backfill",
+        "create",
+        "--dag-id",
+        "etl",
+        "--from-date",
+        f"{day}T00:00:00+00:00",
+        "--to-date",
+        f"{day}T23:59:59+00:00",
+        "--reprocess-behavior",
+        "completed",
+    )
+
+    event = wait_for(
+        lambda: next(iter(events_since(stack, "features", since)), None), 120, "a features event"
+    )
+    assert event["extra"]["batch_ids"] == [manifest["batch_id"]]
+    run = stack.get(f"/api/v2/dags/etl/dagRuns/{event['source_run_id']}")
+    assert run["run_type"] == "backfill"
 
 
 def test_candidate_not_better_than_production_is_kept_out_then_deployed_and_rolled_back(
