@@ -13,29 +13,17 @@ Rollback: trigger `deploy` by hand with `version` set to an earlier version; it 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import Param, Variable, dag, task
 
-from include.config import TEMPLATES_DIR
 from mlpipe.assets import model_candidate, production_model
-from mlpipe.notifications import failure_notifier
 from mlpipe.smtp_alert import SmtpAlertOperator
+from mlpipe.stages import stage_dag_args
 
 
 @dag(
     schedule=[model_candidate],
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
-    tags=["ml-pipeline", "deploy"],
-    template_searchpath=[str(TEMPLATES_DIR)],
-    default_args={
-        "retries": 1,
-        "retry_delay": timedelta(seconds=10),
-        "on_failure_callback": failure_notifier(),
-    },
+    **stage_dag_args("deploy"),
     params={
         "version": Param(
             None,

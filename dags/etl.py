@@ -20,10 +20,9 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from include.config import TEMPLATES_DIR
 from mlpipe.assets import features, raw_batches
-from mlpipe.notifications import failure_notifier
 from mlpipe.smtp_alert import SmtpAlertOperator
+from mlpipe.stages import stage_dag_args
 
 
 @dag(
@@ -31,17 +30,8 @@ from mlpipe.smtp_alert import SmtpAlertOperator
         timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC", interval=timedelta(days=1)),
         assets=[raw_batches],
     ),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
-    tags=["ml-pipeline", "etl"],
-    template_searchpath=[str(TEMPLATES_DIR)],
-    default_args={
-        "retries": 1,
-        "retry_delay": timedelta(seconds=10),
-        "on_failure_callback": failure_notifier(),
-    },
+    **stage_dag_args("etl"),
     params={
         "batch_ids": Param(
             [], type="array", items={"type": "string"}, description="Re-run over these raw batch ids."

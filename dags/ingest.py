@@ -12,23 +12,20 @@ twice.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import Variable, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlpipe.assets import raw_batches
 from mlpipe.sensors import NewDataSensor
+from mlpipe.stages import stage_dag_args
 
 
 @dag(
     schedule="@continuous",
-    max_active_runs=1,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
     doc_md=__doc__,
-    tags=["ml-pipeline", "ingest"],
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
+    **stage_dag_args("ingest", retries=2),
 )
 def ingest():
     @task
@@ -51,6 +48,7 @@ def ingest():
         known_fingerprint=last_seen_fingerprint(),
         poll_interval=3,
         timeout=timedelta(days=1),
+        soft_fail=True,  # a day without new data is not a failure: the next run waits again
         retries=0,
     )
 

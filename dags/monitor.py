@@ -11,31 +11,21 @@ failed check. Trigger it by hand to check now.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Variable, dag, task
 
-from include.config import TEMPLATES_DIR
 from mlpipe.assets import production_model
-from mlpipe.notifications import failure_notifier
 from mlpipe.smtp_alert import SmtpAlertOperator
+from mlpipe.stages import stage_dag_args
 
 
 @dag(
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=[production_model]
     ),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
-    tags=["ml-pipeline", "monitor"],
-    template_searchpath=[str(TEMPLATES_DIR)],
-    default_args={
-        "retries": 1,
-        "retry_delay": timedelta(seconds=10),
-        "on_failure_callback": failure_notifier(),
-    },
+    **stage_dag_args("monitor"),
 )
 def monitor():
     @task

@@ -13,14 +13,11 @@ threshold, metric and the batches to train on.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import Param, Variable, dag, task
 
-from include.config import TEMPLATES_DIR
 from mlpipe.assets import features, model_candidate
-from mlpipe.notifications import failure_notifier
 from mlpipe.smtp_alert import SmtpAlertOperator
+from mlpipe.stages import stage_dag_args
 from mlpipe.threshold_branch import ThresholdBranchOperator
 
 MODEL_TYPES = ["random_forest", "logistic_regression", "gradient_boosting"]
@@ -28,17 +25,8 @@ MODEL_TYPES = ["random_forest", "logistic_regression", "gradient_boosting"]
 
 @dag(
     schedule=[features],
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
-    tags=["ml-pipeline", "train_validate"],
-    template_searchpath=[str(TEMPLATES_DIR)],
-    default_args={
-        "retries": 1,
-        "retry_delay": timedelta(seconds=10),
-        "on_failure_callback": failure_notifier(),
-    },
+    **stage_dag_args("train_validate"),
     params={
         "model_type": Param(
             None, type=["null", "string"], enum=[None, *MODEL_TYPES], description="Default: ml_model_type."

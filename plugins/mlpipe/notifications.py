@@ -9,7 +9,7 @@ from airflow.providers.smtp.hooks.smtp import SmtpHook
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
 FAILURE_SUBJECT = (
-    "[mlpipe] Task failed: {{ ti.dag_id }}.{{ ti.task_id }} run {{ run_id }} (try {{ ti.try_number }})"
+    "[ml-pipeline] Task failed: {{ ti.dag_id }}.{{ ti.task_id }} run {{ run_id }} (try {{ ti.try_number }})"
 )
 FAILURE_HTML = (
     "<p>Task <b>{{ ti.task_id | e }}</b> of DAG <b>{{ ti.dag_id | e }}</b> failed "

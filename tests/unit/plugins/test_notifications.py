@@ -51,7 +51,7 @@ def test_one_email_per_failed_task(load_dag, smtp_conn, received, monkeypatch):
     for task_id, message in messages.items():
         assert message["X-Envelope-To"] == "ml@example.com, ops@example.com"
         assert message["Subject"] == (
-            f"[mlpipe] Task failed: failure_notifier_test.{task_id} run {dag_run.run_id} (try 1)"
+            f"[ml-pipeline] Task failed: failure_notifier_test.{task_id} run {dag_run.run_id} (try 1)"
         )
         body = message.get_body(("html",)).get_content()
         assert f"Task <b>{task_id}</b> of DAG <b>failure_notifier_test</b> failed" in body

@@ -1,0 +1,29 @@
+"""What every stage DAG of the pipeline shares: start date, tags, retries, failure e-mails, templates."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from include.config import TEMPLATES_DIR
+from mlpipe.notifications import failure_notifier
+
+START_DATE = datetime(2026, 1, 1)
+
+
+def stage_dag_args(stage: str, *, retries: int = 1) -> dict[str, Any]:
+    """``@dag`` keyword arguments for the stage DAG ``stage``: one active run, no catch-up, tags
+    ``ml-pipeline`` and the stage, e-mail templates from ``include/templates``, and every task retried
+    and e-mailing ``notification_email`` when it fails for good."""
+    return {
+        "start_date": START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": ["ml-pipeline", stage],
+        "template_searchpath": [str(TEMPLATES_DIR)],
+        "default_args": {
+            "retries": retries,
+            "retry_delay": timedelta(seconds=10),
+            "on_failure_callback": failure_notifier(),
+        },
+    }
