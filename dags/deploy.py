@@ -5,7 +5,8 @@ Runs when `train_validate` publishes `model_candidate`. The candidate is promote
 least as good as the production model on the candidate's own held-out data (the metric the candidate
 was gated on, less the `deploy_margin` Variable). Promotion rewrites `models/production.json`
 atomically; every earlier version stays under `models/versions/`. The `production_model` asset
-event carries the version, the previous version and the metrics, and a success e-mail follows. A
+event carries the version, the previous version and the metrics; the model server (connection
+`model_server`) is told to reload and must then serve that version; a success e-mail follows. A
 candidate kept out gets an e-mail saying why.
 
 Rollback: trigger `deploy` by hand with `version` set to an earlier version; it is promoted as is.
@@ -87,6 +88,16 @@ def deploy():
         outlet_events[production_model].extra = promoted
         return promoted
 
+    @task
+    def reload_model_server(promoted: dict) -> dict:
+        """Make the serving side load the new production model, and check it serves that version."""
+        from airflow.providers.http.hooks.http import HttpHook
+
+        served = HttpHook(method="POST", http_conn_id="model_server").run("/reload").json()
+        if served["version"] != promoted["version"]:
+            raise RuntimeError(f"the model server serves {served['version']}, not {promoted['version']}")
+        return served
+
     success_email = SmtpAlertOperator(
         task_id="success_email",
         subject="[ml-pipeline] model {{ ti.xcom_pull(task_ids='promote')['version'] }} is in production",
@@ -99,7 +110,7 @@ def deploy():
         html_content="deploy_kept_out.html",
     )
     decide = compare_with_production()
-    decide >> promote() >> success_email
+    decide >> reload_model_server(promote()) >> success_email
     decide >> kept_out_alert
 
 

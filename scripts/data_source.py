@@ -31,7 +31,8 @@ class DataSource:
             {"directory": self.directory, "validators": validators, "statuses": self.statuses},
         )
         self.server = ThreadingHTTPServer((host, port), handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval makes stop() return within 0.1 s instead of 0.5 s.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True)
 
     @property
     def port(self) -> int:

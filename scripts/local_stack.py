@@ -69,6 +69,7 @@ class LocalStack:
         source_port: int = 8000,
         smtp_port: int = 2525,
         log_server_ports: tuple[int, int] = (8793, 8794),
+        model_server_port: int = 8500,
         storage_root: str | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> None:
@@ -77,6 +78,7 @@ class LocalStack:
         self.source_port = source_port
         self.smtp_port = smtp_port
         self.log_server_ports = log_server_ports
+        self.model_server_port = model_server_port
         self.storage_root = storage_root or os.environ.get("PIPELINE_STORAGE_ROOT") or str(REPO / "data")
         self.extra_env = extra_env or {}
         self._token: str | None = None
@@ -169,6 +171,9 @@ class LocalStack:
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
             "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp),
+            "AIRFLOW_CONN_MODEL_SERVER": json.dumps(
+                {"conn_type": "http", "host": "127.0.0.1", "port": self.model_server_port}
+            ),
             "PIPELINE_STORAGE_ROOT": self.storage_root,
         }
         env.update(self.extra_env)
@@ -217,6 +222,7 @@ class LocalStack:
                 "--maildir",
                 str(self.mail_dir),
             ],
+            "model-server": [python, "-m", "scripts.model_server", "--port", str(self.model_server_port)],
             "api-server": [airflow, "api-server", "--port", str(self.api_port), "--host", "127.0.0.1"],
             "scheduler": [airflow, "scheduler"],
             "dag-processor": [airflow, "dag-processor"],
@@ -224,7 +230,13 @@ class LocalStack:
         }
 
     def _ports(self) -> tuple[int, ...]:
-        return (self.api_port, self.source_port, self.smtp_port, *self.log_server_ports)
+        return (
+            self.api_port,
+            self.source_port,
+            self.smtp_port,
+            self.model_server_port,
+            *self.log_server_ports,
+        )
 
     def running(self) -> dict[str, int]:
         """Components started by this stack whose process is still alive, by name."""
@@ -483,6 +495,7 @@ def _group_alive(pgid: int) -> bool:
 def _print_login(stack: LocalStack) -> None:
     print(f"  Airflow UI:   {stack.api_url}   (login: {ADMIN_USER} / {stack.password})")
     print(f"  data source:  {stack.crawl_url}   (publish another batch: make publish)")
+    print(f"  model server: http://127.0.0.1:{stack.model_server_port}/health   (POST /predict)")
     print(f"  data:         {stack.storage_root}")
     print(f"  mails:        {stack.mail_dir}")
     print(f"  logs:         {stack.log_dir}")

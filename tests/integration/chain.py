@@ -10,6 +10,8 @@ import time
 from datetime import datetime
 from email.message import EmailMessage
 
+import httpx
+
 from scripts.local_stack import LocalStack
 
 STAGES = ("ingest", "etl", "train_validate", "deploy", "monitor")
@@ -77,3 +79,8 @@ def wait_for_run(stack: LocalStack, wait_for, dag_id: str, run_id: str) -> dict:
     run = wait_for(finished, 120, f"{dag_id} run {run_id}")
     assert run["state"] == "success", f"{dag_id} run {run_id} failed: {task_states(stack, dag_id, run_id)}"
     return run
+
+
+def served_version(stack: LocalStack) -> str | None:
+    """The model version the stack's model server answers with."""
+    return httpx.get(f"http://127.0.0.1:{stack.model_server_port}/health", timeout=10).json()["version"]

@@ -43,6 +43,7 @@ def stack(tmp_path_factory) -> LocalStack:
         source_port=free_port(),
         smtp_port=free_port(),
         log_server_ports=(free_port(), free_port()),
+        model_server_port=free_port(),
         storage_root=str(home / "data"),
     )
     stack.start()

@@ -17,7 +17,14 @@ import httpx
 import pytest
 
 from scripts.local_stack import CeleryStack, free_port
-from tests.integration.chain import events_since, finished_run, production, task_states, wait_until_idle
+from tests.integration.chain import (
+    events_since,
+    finished_run,
+    production,
+    served_version,
+    task_states,
+    wait_until_idle,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +39,7 @@ def celery_stack(tmp_path_factory) -> CeleryStack:
         smtp_port=free_port(),
         log_server_ports=(free_port(), free_port()),
         flower_port=free_port(),
+        model_server_port=free_port(),
     )
     try:
         stack.start()
@@ -70,7 +78,7 @@ def test_data_arrival_reaches_production_on_celery(celery_stack: CeleryStack, wa
     promoted = wait_for(lambda: events_since(stack, "production_model", since), 240, "a model in production")
     took = (datetime.fromisoformat(promoted[0]["timestamp"]) - since).total_seconds()
     print(f"\npublish -> production on Celery: {took:.1f} s")
-    assert production(stack)["version"] == promoted[0]["extra"]["version"]
+    assert production(stack)["version"] == promoted[0]["extra"]["version"] == served_version(stack)
     wait_for(lambda: finished_run(stack, "monitor", since), 120, "monitor to run after deploy")
 
     [landed] = events_since(stack, "raw_batches", since)

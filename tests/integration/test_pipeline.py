@@ -26,6 +26,7 @@ from tests.integration.chain import (
     mail_with_subject,
     production,
     runs_since,
+    served_version,
     task_states,
     wait_for_run,
     wait_until_idle,
@@ -70,6 +71,7 @@ def test_happy_path_reaches_production_by_itself(stack: LocalStack, happy, wait_
     assert candidate["extra"]["metrics"]["accuracy"] >= candidate["extra"]["threshold"]
     promoted = happy["promoted"]["extra"]
     assert promoted["version"] == candidate["extra"]["version"] == production(stack)["version"]
+    assert served_version(stack) == promoted["version"], "the model server did not pick the new model up"
 
     for dag_id in STAGES[1:]:
         run = runs_since(stack, dag_id, since)[-1]
@@ -229,6 +231,7 @@ def test_candidate_not_better_than_production_is_kept_out_then_deployed_and_roll
     wait_for_run(stack, wait_for, "deploy", rollback["dag_run_id"])
     assert production(stack)["version"] == first
     assert production(stack)["previous_version"] == second
+    assert served_version(stack) == first
     [event] = [
         e for e in stack.asset_events("production_model") if e["source_run_id"] == rollback["dag_run_id"]
     ]

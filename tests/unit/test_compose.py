@@ -41,7 +41,14 @@ AIRFLOW_SERVICES = {
     "flower",
 }
 ONE_SHOT_SERVICES = {"airflow-init", "airflow-cli", "data-publisher"}
-SERVICES = AIRFLOW_SERVICES | {"postgres", "redis", "mailpit", "data-source", "data-publisher"}
+SERVICES = AIRFLOW_SERVICES | {
+    "postgres",
+    "redis",
+    "mailpit",
+    "model-server",
+    "data-source",
+    "data-publisher",
+}
 CODE_FOLDERS = ("dags", "include", "plugins")
 SECRETS = ("POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY")
 GENERATED = (*SECRETS, "AIRFLOW_ADMIN_PASSWORD")
@@ -317,8 +324,23 @@ def test_services_are_healthchecked_and_wait_on_conditions(services: dict[str, d
     assert worker["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
 
 
+def test_the_model_server_reads_the_models_deploy_promotes(compose: dict, services: dict[str, dict]) -> None:
+    common_env = compose["x-airflow-common"]["environment"]
+    server = services["model-server"]
+    assert f"pipeline-data:{common_env['PIPELINE_STORAGE_ROOT']}:ro" in server["volumes"]
+    assert server["environment"]["PIPELINE_STORAGE_ROOT"] == common_env["PIPELINE_STORAGE_ROOT"]
+    connection = json.loads(common_env["AIRFLOW_CONN_MODEL_SERVER"])
+    assert connection["host"] == "model-server"
+    assert f"--port {connection['port']}" in server["command"]
+
+
 def test_ui_ports_are_published(services: dict[str, dict]) -> None:
-    for name, port in (("airflow-apiserver", 8080), ("flower", 5555), ("mailpit", 8025)):
+    for name, port in (
+        ("airflow-apiserver", 8080),
+        ("flower", 5555),
+        ("mailpit", 8025),
+        ("model-server", 8500),
+    ):
         assert f"{port}:{port}" in services[name]["ports"], f"{name} must publish {port} as the docs say"
 
 
