@@ -110,7 +110,9 @@ def deploy():
         html_content="deploy_kept_out.html",
     )
     decide = compare_with_production()
-    decide >> reload_model_server(promote()) >> success_email
+    promoted = promote()
+    decide >> promoted
+    reload_model_server(promoted) >> success_email
     decide >> kept_out_alert
 
 

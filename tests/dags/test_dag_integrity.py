@@ -14,6 +14,16 @@ DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 HEAVY_MODULES = {"pandas", "numpy", "sklearn", "pyarrow", "joblib", "scipy"}
 PARSE_BUDGET_SECONDS = 2.0
 
+# The task each stage starts with; every other task must wait for something (a task with no upstream
+# would run at once, before the decisions it depends on).
+FIRST_TASK = {
+    "ingest": "last_seen_fingerprint",
+    "etl": "select_batches",
+    "train_validate": "train",
+    "deploy": "compare_with_production",
+    "monitor": "check_production",
+}
+
 # The intended graph: which assets each stage is scheduled on and which it publishes.
 INTENDED = {
     "ingest": {"scheduled_on": set(), "publishes": {"raw_batches"}},
@@ -63,6 +73,19 @@ def test_every_consumed_asset_has_a_producer():
     produced = set().union(*(stage["publishes"] for stage in INTENDED.values()))
     consumed = set().union(*(stage["scheduled_on"] for stage in INTENDED.values()))
     assert consumed <= produced
+
+
+@pytest.mark.parametrize("dag_id", INTENDED)
+def test_each_stage_starts_with_one_task(dagbag, dag_id):
+    roots = [task.task_id for task in dagbag.dags[dag_id].roots]
+    assert roots == [FIRST_TASK[dag_id]]
+
+
+def test_deploy_promotes_only_after_deciding(dagbag):
+    deploy = dagbag.dags["deploy"]
+    assert deploy.get_task("promote").upstream_task_ids == {"compare_with_production"}
+    assert deploy.get_task("kept_out_alert").upstream_task_ids == {"compare_with_production"}
+    assert deploy.get_task("success_email").upstream_task_ids == {"reload_model_server"}
 
 
 @pytest.mark.parametrize("dag_id", INTENDED)

@@ -78,7 +78,9 @@ def test_data_arrival_reaches_production_on_celery(celery_stack: CeleryStack, wa
     promoted = wait_for(lambda: events_since(stack, "production_model", since), 240, "a model in production")
     took = (datetime.fromisoformat(promoted[0]["timestamp"]) - since).total_seconds()
     print(f"\npublish -> production on Celery: {took:.1f} s")
-    assert production(stack)["version"] == promoted[0]["extra"]["version"] == served_version(stack)
+    version = promoted[0]["extra"]["version"]
+    assert production(stack)["version"] == version
+    wait_for(lambda: served_version(stack) == version, 60, "the model server to serve the new model")
     wait_for(lambda: finished_run(stack, "monitor", since), 120, "monitor to run after deploy")
 
     [landed] = events_since(stack, "raw_batches", since)

@@ -71,7 +71,9 @@ def test_happy_path_reaches_production_by_itself(stack: LocalStack, happy, wait_
     assert candidate["extra"]["metrics"]["accuracy"] >= candidate["extra"]["threshold"]
     promoted = happy["promoted"]["extra"]
     assert promoted["version"] == candidate["extra"]["version"] == production(stack)["version"]
-    assert served_version(stack) == promoted["version"], "the model server did not pick the new model up"
+    wait_for(
+        lambda: served_version(stack) == promoted["version"], 60, "the model server to serve the new model"
+    )
 
     for dag_id in STAGES[1:]:
         run = runs_since(stack, dag_id, since)[-1]

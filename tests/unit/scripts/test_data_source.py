@@ -52,7 +52,7 @@ def directory(base: Path) -> Path:
     return base / "served"
 
 
-# One server of each kind per module: stopping a server takes half a second.
+# One server of each kind per module, shared by its tests.
 @pytest.fixture(scope="module")
 def source(directory: Path) -> Iterator[DataSource]:
     server = DataSource(directory).start()
