@@ -580,7 +580,6 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("command", choices=("up", "down", "publish", "demo", "status", "airflow"))
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="airflow: the CLI arguments, after --")
     parser.add_argument("--home", type=Path, help="state folder (default .airflow/)")
     parser.add_argument("--kind", default="good", help="publish: good, bad or shuffled-labels")
     parser.add_argument(
@@ -589,7 +588,9 @@ def main() -> None:
         help="the production topology: PostgreSQL, Redis, CeleryExecutor, a worker and Flower "
         "(state in .airflow-celery/ unless --home is given)",
     )
-    args = parser.parse_args()
+    args, airflow_args = parser.parse_known_args()
+    if airflow_args and args.command != "airflow":
+        parser.error(f"unrecognized arguments: {' '.join(airflow_args)}")
     if args.celery:
         stack = CeleryStack(args.home or REPO / ".airflow-celery")
     else:
@@ -605,7 +606,7 @@ def main() -> None:
         elif args.command == "publish":
             print(f"published a {args.kind} batch at {stack.publish(args.kind)}")
         elif args.command == "airflow":
-            result = stack.airflow(*[a for a in args.args if a != "--"], check=False)
+            result = stack.airflow(*[a for a in airflow_args if a != "--"], check=False)
             print(result.stdout, end="")
             print(result.stderr, end="", file=sys.stderr)
             sys.exit(result.returncode)
