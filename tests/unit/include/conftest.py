@@ -1,49 +1,15 @@
-"""Shared fixtures: the Iris data as a user's batch would carry it, and a throwaway storage root."""
+"""Landing a batch the way ingest does (the Iris data, schema and root come from tests/unit/conftest.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 from collections.abc import Callable
 
 import pandas as pd
 import pytest
-from sklearn.datasets import load_iris
 
 from include import storage
-from include.config import DEFAULT_SCHEMA_FILE, DatasetSchema
-
-COLUMNS = {
-    "sepal length (cm)": "sepal_length",
-    "sepal width (cm)": "sepal_width",
-    "petal length (cm)": "petal_length",
-    "petal width (cm)": "petal_width",
-}
-
-
-@pytest.fixture(scope="session")
-def _iris() -> pd.DataFrame:
-    bunch = load_iris(as_frame=True)
-    df = bunch.frame.rename(columns=COLUMNS)
-    df["species"] = df.pop("target").map(dict(enumerate(bunch.target_names))).astype(str)
-    # sklearn's Iris repeats one flower (rows 101 and 142); the `duplicates` rule would rightly reject it.
-    return df.drop_duplicates().reset_index(drop=True)
-
-
-@pytest.fixture
-def iris(_iris: pd.DataFrame) -> pd.DataFrame:
-    return _iris.copy()
-
-
-@pytest.fixture
-def schema() -> DatasetSchema:
-    return DatasetSchema.from_dict(json.loads(DEFAULT_SCHEMA_FILE.read_text()))
-
-
-@pytest.fixture
-def root(tmp_path) -> str:
-    return tmp_path.as_uri()
 
 
 @pytest.fixture

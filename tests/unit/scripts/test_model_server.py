@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -11,45 +10,20 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from sklearn.datasets import load_iris
 
 from include import registry, storage
-from include.config import DEFAULT_SCHEMA_FILE, DatasetSchema
+from include.config import DatasetSchema
 from include.features import to_features
 from include.training import TrainingResult, train_and_evaluate
 from scripts.model_server import ModelServer
 
-COLUMNS = {
-    "sepal length (cm)": "sepal_length",
-    "sepal width (cm)": "sepal_width",
-    "petal length (cm)": "petal_length",
-    "petal width (cm)": "petal_width",
-}
 # One flower of each species: Iris rows 0, 50 and 100 are setosa, versicolor and virginica.
 SAMPLE = [0, 50, 100]
 
 
 @pytest.fixture(scope="module")
-def schema() -> DatasetSchema:
-    return DatasetSchema.from_dict(json.loads(DEFAULT_SCHEMA_FILE.read_text()))
-
-
-@pytest.fixture(scope="module")
-def iris() -> pd.DataFrame:
-    bunch = load_iris(as_frame=True)
-    df = bunch.frame.rename(columns=COLUMNS)
-    df["species"] = df.pop("target").map(dict(enumerate(bunch.target_names))).astype(str)
-    return df.drop_duplicates().reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def result(iris: pd.DataFrame, schema: DatasetSchema) -> TrainingResult:
-    return train_and_evaluate(to_features(iris, schema), schema, "logistic_regression", {"C": 2.0})
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> str:
-    return tmp_path.as_uri()
+def result(iris_once: pd.DataFrame, schema: DatasetSchema) -> TrainingResult:
+    return train_and_evaluate(to_features(iris_once, schema), schema, "logistic_regression", {"C": 2.0})
 
 
 @pytest.fixture
