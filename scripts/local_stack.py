@@ -71,7 +71,6 @@ class LocalStack:
         log_server_ports: tuple[int, int] = (8793, 8794),
         model_server_port: int = 8500,
         storage_root: str | None = None,
-        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.home = Path(home).resolve()
         self.api_port = api_port
@@ -80,7 +79,6 @@ class LocalStack:
         self.log_server_ports = log_server_ports
         self.model_server_port = model_server_port
         self.storage_root = storage_root or os.environ.get("PIPELINE_STORAGE_ROOT") or str(REPO / "data")
-        self.extra_env = extra_env or {}
         self._token: str | None = None
 
     # -- layout -------------------------------------------------------------------------------------
@@ -141,7 +139,7 @@ class LocalStack:
             "port": self.smtp_port,
             "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "ml-pipeline@localhost"},
         }
-        env = {
+        return {
             **os.environ,
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONPATH": str(REPO),
@@ -169,15 +167,12 @@ class LocalStack:
             # New DAG files show up within seconds, not the default 5 minutes.
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
-            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
             "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp),
             "AIRFLOW_CONN_MODEL_SERVER": json.dumps(
                 {"conn_type": "http", "host": "127.0.0.1", "port": self.model_server_port}
             ),
             "PIPELINE_STORAGE_ROOT": self.storage_root,
         }
-        env.update(self.extra_env)
-        return env
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
