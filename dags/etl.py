@@ -15,7 +15,7 @@ asset event lists their batch ids and row counts. When no batch is valid no even
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
@@ -53,18 +53,13 @@ def etl():
         *, params, triggering_asset_events=None, data_interval_start=None, data_interval_end=None
     ):
         """The batches this run covers: chosen by hand, announced by ingest, or landed in the interval."""
-        from include.batches import landed_between
+        from include.batches import landed_between, landed_on_days
         from include.config import storage_root
 
         if params["batch_ids"]:
             return sorted(params["batch_ids"])
         if params["landed_from"] or params["landed_to"]:
-            start, end = (params["landed_from"], params["landed_to"])
-            return landed_between(
-                storage_root(),
-                datetime.fromisoformat(start).replace(tzinfo=UTC) if start else None,
-                datetime.fromisoformat(end).replace(tzinfo=UTC) + timedelta(days=1) if end else None,
-            )
+            return landed_on_days(storage_root(), params["landed_from"], params["landed_to"])
         announced = sorted(
             event.extra["batch_id"]
             for events in (triggering_asset_events or {}).values()

@@ -9,7 +9,7 @@ Batch ids start with the UTC landing time, so they sort in landing order.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -119,3 +119,10 @@ def landed_between(root: str, start: datetime | None, end: datetime | None) -> l
         if (start is None or landed_at >= start) and (end is None or landed_at < end):
             selected.append(batch_id)
     return selected
+
+
+def landed_on_days(root: str, first: str | None, last: str | None) -> list[str]:
+    """Ids of the batches landed from day ``first`` through day ``last`` (ISO dates, UTC, inclusive)."""
+    start = datetime.fromisoformat(first).replace(tzinfo=UTC) if first else None
+    end = datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(days=1) if last else None
+    return landed_between(root, start, end)

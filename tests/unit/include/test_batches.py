@@ -198,3 +198,13 @@ def test_landed_between_ignores_quarantined_and_incomplete_batches(root, landed,
 
     assert batches.landed_between(root, None, None) == [FIRST, THIRD]
     assert batches.landed_between(root, AT[SECOND], AT[THIRD]) == []
+
+
+def test_landed_on_days_takes_whole_utc_days_inclusive(root, landed):
+    url = batches.raw_url(root, f"{THIRD}.json")
+    storage.write_json_atomic(url, {**storage.read_json(url), "landed_at": "2026-11-22T23:59:59+00:00"})
+
+    assert batches.landed_on_days(root, "2026-11-21", "2026-11-21") == [FIRST, SECOND]
+    assert batches.landed_on_days(root, "2026-11-22", None) == [THIRD]
+    assert batches.landed_on_days(root, None, "2026-11-22") == [FIRST, SECOND, THIRD]
+    assert batches.landed_on_days(root, "2026-11-23", None) == []
