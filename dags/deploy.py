@@ -14,9 +14,11 @@ Rollback: trigger `deploy` by hand with `version` set to an earlier version; it 
 
 from __future__ import annotations
 
-from airflow.sdk import Param, Variable, dag, task
+from airflow.sdk import Param, dag, task
 
+from include.layout import ID_PATTERN
 from mlpipe.assets import model_candidate, production_model
+from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import stage_dag_args
 
@@ -29,6 +31,7 @@ from mlpipe.stages import stage_dag_args
         "version": Param(
             None,
             type=["null", "string"],
+            pattern=ID_PATTERN,
             description="Promote this registered version as is (a rollback when it is older). "
             "Empty: the candidate that triggered the run, if it beats production.",
         ),
@@ -37,54 +40,30 @@ from mlpipe.stages import stage_dag_args
 def deploy():
     @task.branch
     def compare_with_production(*, params, triggering_asset_events=None, ti=None) -> str:
+        """Decide on the candidate (or the version asked for); the decision goes to XCom as `decision`."""
+        from include import promotion
         from include.config import load_schema, storage_root
-        from include.registry import load_holdout, load_model, production_version, version_metadata
-        from include.training import evaluate
+        from include.registry import production_version
 
         root = storage_root()
-        champion = production_version(root)
         if params["version"]:
-            decision = {"version": params["version"], "promote": True, "reason": "requested by hand"}
+            decision = promotion.requested(params["version"], production_version(root))
         else:
-            candidate = max(
-                event.extra["version"] for events in triggering_asset_events.values() for event in events
+            candidate = promotion.newest_candidate(
+                [event.extra for events in triggering_asset_events.values() for event in events]
             )
-            metadata = version_metadata(root, candidate)
-            metric, score = metadata["metric"], metadata["metrics"][metadata["metric"]]
-            decision = {"version": candidate, "metric": metric, "candidate_score": score}
-            if champion is None:
-                decision |= {"promote": True, "reason": "no model in production yet"}
-            else:
-                margin = float(Variable.get("deploy_margin", default="0"))
-                champion_score = evaluate(
-                    load_model(root, champion), load_holdout(root, candidate), load_schema()
-                )
-                decision |= {
-                    "champion": champion,
-                    "champion_score": champion_score[metric],
-                    "promote": score >= champion_score[metric] - margin,
-                    "reason": f"candidate {metric} {score} vs production {champion_score[metric]} "
-                    f"on the candidate's held-out data (margin {margin})",
-                }
+            decision = promotion.compare_with_production(
+                root, load_schema(), candidate, setting("deploy_margin")
+            )
         ti.xcom_push(key="decision", value=decision)
         return "promote" if decision["promote"] else "kept_out_alert"
 
     @task(outlets=[production_model])
-    def promote(*, ti, outlet_events=None) -> dict:
+    def promote(decision: dict, *, outlet_events=None) -> dict:
         from include.config import storage_root
-        from include.registry import promote as promote_version
-        from include.registry import version_metadata
+        from include.registry import production_event
 
-        decision = ti.xcom_pull(task_ids="compare_with_production", key="decision")
-        root = storage_root()
-        pointer = promote_version(root, decision["version"])
-        metadata = version_metadata(root, pointer["version"])
-        promoted = {
-            **pointer,
-            "model_type": metadata["model_type"],
-            "metrics": metadata["metrics"],
-            "reason": decision["reason"],
-        }
+        promoted = production_event(storage_root(), decision["version"], decision["reason"])
         outlet_events[production_model].extra = promoted
         return promoted
 
@@ -98,22 +77,21 @@ def deploy():
             raise RuntimeError(f"the model server serves {served['version']}, not {promoted['version']}")
         return served
 
-    success_email = SmtpAlertOperator(
+    decide = compare_with_production()
+    decision = decide["decision"]
+    promoted = promote(decision)
+    reload_model_server(promoted) >> SmtpAlertOperator(
         task_id="success_email",
-        subject="[ml-pipeline] model {{ ti.xcom_pull(task_ids='promote')['version'] }} is in production",
+        data=promoted,
+        subject="[ml-pipeline] model {{ data.version }} is in production",
         html_content="deploy_success.html",
     )
-    kept_out_alert = SmtpAlertOperator(
+    decide >> SmtpAlertOperator(
         task_id="kept_out_alert",
-        subject="[ml-pipeline] candidate {{ ti.xcom_pull(task_ids='compare_with_production', key='decision')"
-        "['version'] }} kept out of production",
+        data=decision,
+        subject="[ml-pipeline] candidate {{ data.version }} kept out of production",
         html_content="deploy_kept_out.html",
     )
-    decide = compare_with_production()
-    promoted = promote()
-    decide >> promoted
-    reload_model_server(promoted) >> success_email
-    decide >> kept_out_alert
 
 
 deploy()

@@ -20,6 +20,7 @@ from datetime import timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from include.layout import ID_PATTERN
 from mlpipe.assets import features, raw_batches
 from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import stage_dag_args
@@ -34,7 +35,10 @@ from mlpipe.stages import stage_dag_args
     **stage_dag_args("etl"),
     params={
         "batch_ids": Param(
-            [], type="array", items={"type": "string"}, description="Re-run over these raw batch ids."
+            [],
+            type="array",
+            items={"type": "string", "pattern": ID_PATTERN},
+            description="Re-run over these raw batch ids.",
         ),
         "landed_from": Param(
             None,
@@ -51,45 +55,28 @@ def etl():
     @task
     def select_batches(
         *, params, triggering_asset_events=None, data_interval_start=None, data_interval_end=None
-    ):
+    ) -> list[str]:
         """The batches this run covers: chosen by hand, announced by ingest, or landed in the interval."""
-        from include.batches import landed_between, landed_on_days
+        from include.batches import select_batches as select
         from include.config import storage_root
 
-        if params["batch_ids"]:
-            return sorted(params["batch_ids"])
-        if params["landed_from"] or params["landed_to"]:
-            return landed_on_days(storage_root(), params["landed_from"], params["landed_to"])
-        announced = sorted(
-            event.extra["batch_id"]
-            for events in (triggering_asset_events or {}).values()
-            for event in events
-            if "batch_id" in event.extra
+        return select(
+            storage_root(),
+            requested=params["batch_ids"],
+            landed_from=params["landed_from"],
+            landed_to=params["landed_to"],
+            announced=[
+                event.extra for events in (triggering_asset_events or {}).values() for event in events
+            ],
+            interval=(data_interval_start, data_interval_end) if data_interval_start else None,
         )
-        if announced:
-            return announced
-        if data_interval_start is not None:
-            return landed_between(storage_root(), data_interval_start, data_interval_end)
-        return []
 
     @task
     def validate_batches(batch_ids: list[str]) -> dict:
-        from include.batches import load_raw_batch, quarantine_batch
         from include.config import load_schema, storage_root
-        from include.validation import validate_batch
+        from include.validation import validate_and_quarantine
 
-        root, schema = storage_root(), load_schema()
-        report = {"valid": [], "quarantined": []}
-        for batch_id in batch_ids:
-            failures = validate_batch(load_raw_batch(root, batch_id), schema)
-            if not failures:
-                report["valid"].append(batch_id)
-                continue
-            reason_url = quarantine_batch(root, batch_id, failures)
-            report["quarantined"].append(
-                {"batch_id": batch_id, "reason_url": reason_url, "failed_checks": [vars(f) for f in failures]}
-            )
-        return report
+        return validate_and_quarantine(storage_root(), batch_ids, load_schema())
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def any_quarantined(report: dict) -> bool:
@@ -97,17 +84,12 @@ def etl():
 
     @task(outlets=[features])
     def build_features(report: dict, *, outlet_events=None) -> list[dict]:
-        from include.batches import load_raw_batch
         from include.config import load_schema, storage_root
-        from include.features import to_features, write_features
+        from include.features import build_features as build
 
         if not report["valid"]:
             raise AirflowSkipException("no valid batch in this run; no features event")
-        root, schema = storage_root(), load_schema()
-        written = [
-            write_features(root, batch_id, to_features(load_raw_batch(root, batch_id), schema))
-            for batch_id in report["valid"]
-        ]
+        written = build(storage_root(), report["valid"], load_schema())
         outlet_events[features].extra = {
             "batch_ids": [w["batch_id"] for w in written],
             "rows": sum(w["rows"] for w in written),
@@ -119,8 +101,9 @@ def etl():
     build_features(report)
     any_quarantined(report) >> SmtpAlertOperator(
         task_id="alert_quarantined",
-        subject="[ml-pipeline] etl quarantined {{ ti.xcom_pull(task_ids='validate_batches')['quarantined'] "
-        "| map(attribute='batch_id') | join(', ') }}",
+        data=report,
+        subject="[ml-pipeline] etl quarantined "
+        "{{ data.quarantined | map(attribute='batch_id') | join(', ') }}",
         html_content="quarantine_alert.html",
     )
 

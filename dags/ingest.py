@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Variable, dag, task
+from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlpipe.assets import raw_batches
 from mlpipe.sensors import NewDataSensor
+from mlpipe.settings import setting
 from mlpipe.stages import stage_dag_args
 
 
@@ -30,21 +31,14 @@ from mlpipe.stages import stage_dag_args
 def ingest():
     @task
     def last_seen_fingerprint() -> dict | None:
-        """The source fingerprint of the newest batch received, for the sensor to compare against."""
-        from include.batches import last_seen
+        """The fingerprint of the newest batch received, for the sensor to compare new content with."""
         from include.config import storage_root
+        from include.ingest import known_fingerprint
 
-        manifest = last_seen(storage_root())
-        if manifest is None:
-            return None
-        source = manifest["source"]
-        if source["url"] != Variable.get("crawl_url"):
-            return {"sha256": source["sha256"]}
-        return source
+        return known_fingerprint(storage_root(), setting("crawl_url"))
 
     new_data = NewDataSensor(
         task_id="wait_for_new_data",
-        url="{{ var.value.crawl_url }}",
         known_fingerprint=last_seen_fingerprint(),
         poll_interval=3,
         timeout=timedelta(days=1),
@@ -57,12 +51,8 @@ def ingest():
         from include.config import storage_root
         from include.ingest import BatchFormatError, DuplicateBatchError, download, land
 
-        url = Variable.get("crawl_url")
-        batch = download(
-            url,
-            timeout=float(Variable.get("crawl_timeout_seconds", default="30")),
-            max_bytes=int(Variable.get("crawl_max_bytes", default="50000000")),
-        )
+        url = setting("crawl_url")
+        batch = download(url, timeout=setting("crawl_timeout_seconds"), max_bytes=setting("crawl_max_bytes"))
         try:
             manifest = land(storage_root(), batch, source_url=url)
         except DuplicateBatchError as exc:
@@ -70,10 +60,7 @@ def ingest():
         except BatchFormatError as exc:
             raise AirflowFailException(str(exc)) from exc
         outlet_events[raw_batches].extra = {
-            "batch_id": manifest["batch_id"],
-            "rows": manifest["rows"],
-            "sha256": manifest["sha256"],
-            "source": manifest["source"],
+            key: manifest[key] for key in ("batch_id", "rows", "sha256", "source")
         }
         return manifest
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Variable, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from mlpipe.assets import production_model
+from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import stage_dag_args
 
@@ -30,17 +31,17 @@ from mlpipe.stages import stage_dag_args
 def monitor():
     @task
     def check_production() -> dict:
+        """Every health check of the production model; the report is kept under monitor/."""
         from include.config import load_schema, storage_root
-        from include.monitoring import check_production as run_checks
-        from include.monitoring import write_report
+        from include.monitoring import health_report, write_report
 
         root = storage_root()
-        report = run_checks(
+        report = health_report(
             root,
             load_schema(),
-            max_batch_age=timedelta(hours=float(Variable.get("monitor_max_batch_age_hours", default="24"))),
-            drift_threshold=float(Variable.get("monitor_drift_threshold", default="0.3")),
-            min_accuracy=float(Variable.get("accuracy_threshold", default="0.8")),
+            max_batch_age=timedelta(hours=setting("monitor_max_batch_age_hours")),
+            drift_threshold=setting("monitor_drift_threshold"),
+            min_accuracy=setting("accuracy_threshold"),
         )
         return {**report, "report_url": write_report(root, report)}
 
@@ -48,11 +49,12 @@ def monitor():
     def unhealthy(report: dict) -> bool:
         return not report["healthy"]
 
-    unhealthy(check_production()) >> SmtpAlertOperator(
+    report = check_production()
+    unhealthy(report) >> SmtpAlertOperator(
         task_id="alert_unhealthy",
-        subject="[ml-pipeline] production model {{ ti.xcom_pull(task_ids='check_production')['version'] }}: "
-        "{{ ti.xcom_pull(task_ids='check_production')['checks'] | rejectattr('ok') | map(attribute='name') "
-        "| join(', ') }} failed",
+        data=report,
+        subject="[ml-pipeline] production model {{ data.version }}: "
+        "{{ data.checks | rejectattr('ok') | map(attribute='name') | join(', ') }} failed",
         html_content="monitor_alert.html",
     )
 

@@ -13,14 +13,15 @@ threshold, metric and the batches to train on.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, Variable, dag, task
+from airflow.sdk import Param, dag, task
 
+from include.layout import ID_PATTERN
+from include.settings import MODEL_TYPES
 from mlpipe.assets import features, model_candidate
+from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import stage_dag_args
 from mlpipe.threshold_branch import ThresholdBranchOperator
-
-MODEL_TYPES = ["random_forest", "logistic_regression", "gradient_boosting"]
 
 
 @dag(
@@ -37,79 +38,40 @@ MODEL_TYPES = ["random_forest", "logistic_regression", "gradient_boosting"]
         "threshold": Param(None, type=["null", "number"], description="Default: accuracy_threshold."),
         "metric": Param("accuracy", enum=["accuracy", "f1_macro"], description="Metric the threshold is on."),
         "batch_ids": Param(
-            [], type="array", items={"type": "string"}, description="Train on these feature batches instead."
+            [],
+            type="array",
+            items={"type": "string", "pattern": ID_PATTERN},
+            description="Train on these feature batches instead.",
         ),
     },
 )
 def train_validate():
-    @task(multiple_outputs=True)
-    def train(*, params, run_id) -> dict:
-        from include.config import load_schema, storage_root
-        from include.features import list_feature_batches, load_features
-        from include.registry import stage_result
-        from include.training import train_and_evaluate
+    @task
+    def train(*, params) -> dict:
+        """Train and score the configured model; stage it; return its metadata (version, metrics, bar)."""
+        from include.candidate import train_candidate
+        from include.config import storage_root
+        from include.training import resolve_config
 
-        root = storage_root()
-        model_type = params["model_type"] or Variable.get("ml_model_type", default="random_forest")
-        hyperparameters = params["hyperparameters"]
-        if hyperparameters is None:
-            configured = Variable.get("ml_hyperparameters", default={}, deserialize_json=True)
-            hyperparameters = configured.get(model_type, {})
-        window = int(Variable.get("training_window_batches", default="1"))
-        batch_ids = params["batch_ids"] or list_feature_batches(root)[-window:]
-        frame, batch_ids, feature_hash = load_features(root, batch_ids)
-        result = train_and_evaluate(frame, load_schema(), model_type, hyperparameters)
-        stage_result(root, run_id, result)
-        threshold = params["threshold"]
-        return {
-            "metrics": result.metrics,
-            "metric": params["metric"],
-            "threshold": float(
-                Variable.get("accuracy_threshold", default="0.8") if threshold is None else threshold
-            ),
-            "model_type": model_type,
-            "hyperparameters": hyperparameters,
-            "batch_ids": batch_ids,
-            "feature_hash": feature_hash,
-        }
+        return train_candidate(storage_root(), resolve_config(params, setting))
 
     @task(outlets=[model_candidate])
-    def register(trained: dict, *, run_id, outlet_events=None) -> str:
+    def register(trained: dict, *, outlet_events=None) -> str:
         from include.config import storage_root
-        from include.registry import discard_staged, load_staged, register_candidate
+        from include.registry import candidate_event, discard_staged, register
 
         root = storage_root()
-        metadata = register_candidate(
-            root,
-            load_staged(root, run_id),
-            threshold=trained["threshold"],
-            metric=trained["metric"],
-            batch_ids=trained["batch_ids"],
-            feature_hash=trained["feature_hash"],
-        )
-        discard_staged(root, run_id)
-        outlet_events[model_candidate].extra = {
-            key: metadata[key]
-            for key in (
-                "version",
-                "model_type",
-                "params",
-                "metrics",
-                "metric",
-                "threshold",
-                "batch_ids",
-                "feature_hash",
-                "model_sha256",
-            )
-        }
+        metadata = register(root, trained["version"])
+        discard_staged(root, trained["version"])
+        outlet_events[model_candidate].extra = candidate_event(metadata)
         return metadata["version"]
 
     @task
-    def discard_rejected(*, run_id) -> None:
+    def discard_rejected(trained: dict) -> None:
         from include.config import storage_root
         from include.registry import discard_staged
 
-        discard_staged(storage_root(), run_id)
+        discard_staged(storage_root(), trained["version"])
 
     trained = train()
     check_threshold = ThresholdBranchOperator(
@@ -122,11 +84,12 @@ def train_validate():
     )
     retrain_alert = SmtpAlertOperator(
         task_id="retrain_alert",
-        subject="[ml-pipeline] retrain needed: candidate {{ ti.xcom_pull(task_ids='train', key='metric') }} "
-        "below {{ ti.xcom_pull(task_ids='train', key='threshold') }}",
+        data=trained,
+        subject="[ml-pipeline] retrain needed: candidate {{ data.metric }} {{ data.metrics[data.metric] }} "
+        "below {{ data.threshold }}",
         html_content="retrain_alert.html",
     )
-    check_threshold >> [register(trained), retrain_alert, discard_rejected()]
+    check_threshold >> [register(trained), retrain_alert, discard_rejected(trained)]
 
 
 train_validate()

@@ -1,9 +1,9 @@
 """Raw and quarantined batches on storage: the layout, listing, reading and quarantining.
 
-A landed batch is ``raw/batches/<batch_id>.parquet`` plus its manifest ``<batch_id>.json`` (written
-second: a batch without a manifest is incomplete and ignored). A rejected batch lives in
-``quarantine/`` as its data, its manifest and ``<batch_id>.reason.json`` naming the failed checks.
-Batch ids start with the UTC landing time, so they sort in landing order.
+A landed batch is its data plus its manifest (written second: a batch without a manifest is
+incomplete and ignored). A rejected batch lives in quarantine as its data, its manifest and a reason
+file naming the failed checks (paths in ``include.layout``). Batch ids start with the UTC landing
+time, so they sort in landing order.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from include import storage
-
-REASON_SUFFIX = ".reason.json"
+from include import layout, storage
+from include.layout import REASON_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -27,39 +26,31 @@ class CheckFailure:
     message: str
 
 
-def raw_url(root: str, name: str = "") -> str:
-    return storage.join(root, "raw", "batches", name) if name else storage.join(root, "raw", "batches")
-
-
-def quarantine_url(root: str, name: str = "") -> str:
-    return storage.join(root, "quarantine", name) if name else storage.join(root, "quarantine")
-
-
 def list_raw_batches(root: str) -> list[str]:
     """Ids of the landed batches, oldest first; a batch counts once both its data and manifest exist."""
-    folder = raw_url(root)
+    folder = layout.raw_batches(root)
     data = {name.removesuffix(".parquet") for name in storage.list_names(folder, ".parquet")}
     manifests = {name.removesuffix(".json") for name in storage.list_names(folder, ".json")}
-    return sorted(data & manifests)
+    return sorted(batch_id for batch_id in data & manifests if _is_id(batch_id))
 
 
 def load_raw_batch(root: str, batch_id: str) -> pd.DataFrame:
     """The raw batch as landed, untouched, so validation sees exactly what arrived."""
-    return storage.read_parquet(_existing(raw_url(root, f"{batch_id}.parquet"), batch_id))
+    return storage.read_parquet(_existing(layout.raw_batch(root, batch_id, ".parquet"), batch_id))
 
 
 def raw_manifest(root: str, batch_id: str) -> dict:
     """The manifest written when the batch landed (rows, sha256, landed_at, source)."""
-    return storage.read_json(_existing(raw_url(root, f"{batch_id}.json"), batch_id))
+    return storage.read_json(_existing(layout.raw_batch(root, batch_id, ".json"), batch_id))
 
 
 def seen_manifests(root: str) -> list[dict]:
     """Manifests of every batch ever received, landed or quarantined, oldest first."""
     manifests = []
-    for folder in (raw_url(root), quarantine_url(root)):
+    for folder in (layout.raw_batches(root), layout.quarantine(root)):
         for name in storage.list_names(folder, ".json"):
             if not name.endswith(REASON_SUFFIX):
-                manifests.append(storage.read_json(storage.join(folder, name)))
+                manifests.append(storage.read_json(layout.join(folder, name)))
     return sorted(manifests, key=lambda manifest: manifest["batch_id"])
 
 
@@ -71,7 +62,7 @@ def last_seen(root: str) -> dict | None:
 
 def write_reason(root: str, batch_id: str, failures: list[CheckFailure]) -> str:
     """Write the machine-readable reason a batch was rejected; return its URL."""
-    url = quarantine_url(root, f"{batch_id}{REASON_SUFFIX}")
+    url = layout.quarantined(root, batch_id, REASON_SUFFIX)
     storage.write_json_atomic(
         url,
         {
@@ -89,20 +80,24 @@ def quarantine_batch(root: str, batch_id: str, failures: list[CheckFailure]) -> 
     The reason is written first and the manifest moved last, so an interrupted run leaves nothing in
     quarantine without its reason, and a retry finishes the move instead of failing on the moved files.
     """
-    data_url = raw_url(root, f"{batch_id}.parquet")
-    if not storage.exists(data_url) and not storage.exists(quarantine_url(root, f"{batch_id}.parquet")):
+    data_url = layout.raw_batch(root, batch_id, ".parquet")
+    if not storage.exists(data_url) and not storage.exists(layout.quarantined(root, batch_id, ".parquet")):
         raise FileNotFoundError(
             f"batch {batch_id!r} is neither in raw/batches nor in quarantine under {root}"
         )
     reason_url = write_reason(root, batch_id, failures)
     for suffix in (".parquet", ".json"):
-        if storage.exists(url := raw_url(root, f"{batch_id}{suffix}")):
-            storage.move(url, quarantine_url(root, f"{batch_id}{suffix}"))
+        if storage.exists(url := layout.raw_batch(root, batch_id, suffix)):
+            storage.move(url, layout.quarantined(root, batch_id, suffix))
     return reason_url
 
 
-def quarantine_reason(root: str, batch_id: str) -> dict:
-    return storage.read_json(_existing(quarantine_url(root, f"{batch_id}{REASON_SUFFIX}"), batch_id))
+def _is_id(name: str) -> bool:
+    try:
+        layout.check_id(name, "batch id")
+    except layout.InvalidIdError:
+        return False
+    return True
 
 
 def _existing(url: str, batch_id: str) -> str:
@@ -126,3 +121,27 @@ def landed_on_days(root: str, first: str | None, last: str | None) -> list[str]:
     start = datetime.fromisoformat(first).replace(tzinfo=UTC) if first else None
     end = datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(days=1) if last else None
     return landed_between(root, start, end)
+
+
+def select_batches(
+    root: str,
+    *,
+    requested: list[str],
+    landed_from: str | None,
+    landed_to: str | None,
+    announced: list[dict],
+    interval: tuple[datetime, datetime] | None,
+) -> list[str]:
+    """The batches an ``etl`` run covers, in landing order: the ids ``requested`` by hand, else those
+    landed in the ``landed_from``/``landed_to`` day range, else those ``announced`` by the triggering
+    ``raw_batches`` events (their metadata), else those landed in the run's data ``interval``."""
+    if requested:
+        return sorted(layout.check_id(batch_id, "batch id") for batch_id in set(requested))
+    if landed_from or landed_to:
+        return landed_on_days(root, landed_from, landed_to)
+    ids = {extra["batch_id"] for extra in announced if "batch_id" in extra}
+    if ids:
+        return sorted(layout.check_id(batch_id, "batch id") for batch_id in ids)
+    if interval is not None:
+        return landed_between(root, *interval)
+    return []

@@ -12,7 +12,8 @@ import io
 
 import pandas as pd
 
-from include import storage
+from include import layout, storage
+from include.batches import load_raw_batch
 from include.config import DatasetSchema
 
 _PANDAS_DTYPES = {"float": "float64", "int": "int64", "str": "str"}
@@ -30,13 +31,21 @@ def write_features(root: str, batch_id: str, df: pd.DataFrame) -> dict:
 
     Re-running a batch (a retry or a backfill) rewrites the same content, so overwriting is safe.
     """
-    data = storage.write_parquet_atomic(df, _feature_url(root, batch_id))
+    data = storage.write_parquet_atomic(df, layout.feature_batch(root, batch_id))
     return {"batch_id": batch_id, "rows": len(df), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def build_features(root: str, batch_ids: list[str], schema: DatasetSchema) -> list[dict]:
+    """Turn each validated raw batch into its features file; what :func:`write_features` says of each."""
+    return [
+        write_features(root, batch_id, to_features(load_raw_batch(root, batch_id), schema))
+        for batch_id in batch_ids
+    ]
 
 
 def list_feature_batches(root: str) -> list[str]:
     """Ids of the batches that have features, oldest first (batch ids sort by time)."""
-    names = storage.list_names(storage.join(root, "features"), ".parquet")
+    names = storage.list_names(layout.features(root), ".parquet")
     return [name.removesuffix(".parquet") for name in names]
 
 
@@ -48,10 +57,10 @@ def load_features(root: str, batch_ids: list[str] | None = None) -> tuple[pd.Dat
     """
     ids = sorted(set(list_feature_batches(root) if batch_ids is None else batch_ids))
     if not ids:
-        raise ValueError(f"no feature batches to load under {storage.join(root, 'features')}")
+        raise ValueError(f"no feature batches to load under {layout.features(root)}")
     frames, hashes = [], []
     for batch_id in ids:
-        url = _feature_url(root, batch_id)
+        url = layout.feature_batch(root, batch_id)
         if not storage.exists(url):
             raise FileNotFoundError(f"feature batch {batch_id!r} not found: {url} does not exist")
         data = storage.read_bytes(url)
@@ -61,5 +70,10 @@ def load_features(root: str, batch_ids: list[str] | None = None) -> tuple[pd.Dat
     return pd.concat(frames, ignore_index=True), ids, feature_hash
 
 
-def _feature_url(root: str, batch_id: str) -> str:
-    return storage.join(root, "features", f"{batch_id}.parquet")
+def training_batches(root: str, requested: list[str], window: int) -> list[str]:
+    """The feature batches to train on: the ids ``requested`` by hand, else the newest ``window``."""
+    if requested:
+        return sorted(layout.check_id(batch_id, "batch id") for batch_id in set(requested))
+    if window < 1:
+        raise ValueError(f"training_window_batches must be at least 1, got {window}")
+    return list_feature_batches(root)[-window:]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pandas as pd
 
-from include import batches, storage
+from include import batches, layout, storage
 
 
 class DownloadError(RuntimeError):
@@ -95,7 +95,7 @@ def land(root: str, batch: Download, *, source_url: str, now: datetime | None = 
                 f"content sha256 {batch.sha256} was already received as batch {manifest['batch_id']}"
             )
     landed_at = now or datetime.now(UTC)
-    batch_id = f"{landed_at:%Y%m%dT%H%M%S%fZ}-{batch.sha256[:8]}"
+    batch_id = layout.make_id(landed_at, batch.sha256)
     manifest = {
         "batch_id": batch_id,
         "sha256": batch.sha256,
@@ -106,12 +106,21 @@ def land(root: str, batch: Download, *, source_url: str, now: datetime | None = 
         frame = parse_csv(batch.content)
     except BatchFormatError as exc:
         batches.write_reason(root, batch_id, [batches.CheckFailure("format", None, str(exc))])
-        storage.write_bytes_atomic(
-            batches.quarantine_url(root, f"{batch_id}.csv"), batch.content, overwrite=False
-        )
-        storage.write_json_atomic(batches.quarantine_url(root, f"{batch_id}.json"), manifest, overwrite=False)
+        storage.write_bytes_atomic(layout.quarantined(root, batch_id, ".csv"), batch.content, overwrite=False)
+        storage.write_json_atomic(layout.quarantined(root, batch_id, ".json"), manifest, overwrite=False)
         raise BatchFormatError(f"batch {batch_id} quarantined: {exc}") from exc
     manifest |= {"rows": len(frame), "columns": list(map(str, frame.columns))}
-    storage.write_parquet_atomic(frame, batches.raw_url(root, f"{batch_id}.parquet"), overwrite=False)
-    storage.write_json_atomic(batches.raw_url(root, f"{batch_id}.json"), manifest, overwrite=False)
+    storage.write_parquet_atomic(frame, layout.raw_batch(root, batch_id, ".parquet"), overwrite=False)
+    storage.write_json_atomic(layout.raw_batch(root, batch_id, ".json"), manifest, overwrite=False)
     return manifest
+
+
+def known_fingerprint(root: str, source_url: str) -> dict | None:
+    """What the source watcher compares new content with: the newest batch received (landed or
+    quarantined). Its ETag and Last-Modified only mean something at the URL they came from; after
+    ``crawl_url`` changed, only the content hash is compared."""
+    manifest = batches.last_seen(root)
+    if manifest is None:
+        return None
+    source = manifest["source"]
+    return source if source["url"] == source_url else {"sha256": source["sha256"]}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-from include import batches, drift, features, registry, storage, training
+from include import batches, drift, features, layout, registry, storage, training
 from include.config import DatasetSchema
 
 
@@ -19,7 +19,7 @@ class CheckResult:
     detail: str
 
 
-def check_production(
+def health_report(
     root: str,
     schema: DatasetSchema,
     *,
@@ -93,6 +93,6 @@ def _freshness(root: str, now: datetime, max_age: timedelta) -> CheckResult:
 def write_report(root: str, report: dict) -> str:
     """Keep the report under ``monitor/``, named by check time; return its URL."""
     stamp = datetime.fromisoformat(report["checked_at"]).astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    url = storage.join(root, "monitor", f"{stamp}.json")
+    url = layout.monitor_report(root, stamp)
     storage.write_json_atomic(url, report)
     return url

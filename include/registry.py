@@ -22,9 +22,13 @@ import pyarrow
 import sklearn
 from sklearn.base import BaseEstimator
 
-from include import storage
+from include import layout, storage
 from include.training import TrainingResult
 
+MODEL_FILE = "model.joblib"
+HOLDOUT_FILE = "holdout.parquet"
+REFERENCE_FILE = "reference.parquet"
+METADATA_FILE = "metadata.json"
 REFERENCE_ROWS = 10_000
 REFERENCE_SEED = 0
 
@@ -33,7 +37,7 @@ class IntegrityError(ValueError):
     """A model file whose bytes no longer match the hash recorded when it was registered."""
 
 
-def register_candidate(
+def stage_candidate(
     root: str,
     result: TrainingResult,
     *,
@@ -41,8 +45,14 @@ def register_candidate(
     metric: str,
     batch_ids: Iterable[str],
     feature_hash: str,
+    now: datetime | None = None,
 ) -> dict:
-    """Store ``result`` as a new version and return its metadata."""
+    """Keep a trained candidate under ``models/staging/<version>/`` until the quality bar has decided;
+    return its metadata (the version it will have, its metrics and its model's sha256).
+
+    Staging is not registration: nothing lists staged candidates. :func:`register` makes one a version,
+    :func:`discard_staged` drops it.
+    """
     if metric not in result.metrics:
         raise ValueError(
             f"metric {metric!r} was not computed; available: {', '.join(sorted(result.metrics))}"
@@ -51,21 +61,15 @@ def register_candidate(
     joblib.dump(result.model, buffer)
     model_bytes = buffer.getvalue()
     model_sha256 = hashlib.sha256(model_bytes).hexdigest()
-    created = datetime.now(UTC)
-    version = f"{created:%Y%m%dT%H%M%S%fZ}-{model_sha256[:8]}"
-    if storage.exists(_version_url(root, version)):
-        raise FileExistsError(f"model version {version!r} already exists and is immutable")
-
-    features = result.schema.feature_names
-    reference = result.train[features]
+    created = now or datetime.now(UTC)
+    version = layout.make_id(created, model_sha256)
+    reference = result.train[result.schema.feature_names]
     if len(reference) > REFERENCE_ROWS:
         reference = reference.sample(n=REFERENCE_ROWS, random_state=REFERENCE_SEED)
-    storage.write_bytes_atomic(_version_url(root, version, "model.joblib"), model_bytes, overwrite=False)
+    storage.write_bytes_atomic(layout.staging(root, version, MODEL_FILE), model_bytes)
+    storage.write_parquet_atomic(result.holdout, layout.staging(root, version, HOLDOUT_FILE))
     storage.write_parquet_atomic(
-        result.holdout, _version_url(root, version, "holdout.parquet"), overwrite=False
-    )
-    storage.write_parquet_atomic(
-        reference.reset_index(drop=True), _version_url(root, version, "reference.parquet"), overwrite=False
+        reference.reset_index(drop=True), layout.staging(root, version, REFERENCE_FILE)
     )
     metadata = {
         "version": version,
@@ -81,7 +85,7 @@ def register_candidate(
         "feature_hash": feature_hash,
         "model_sha256": model_sha256,
         "schema": result.schema.name,
-        "features": features,
+        "features": result.schema.feature_names,
         "label": result.schema.label,
         "classes": list(result.schema.classes),
         "rows": {"train": len(result.train), "holdout": len(result.holdout)},
@@ -94,41 +98,56 @@ def register_candidate(
             "numpy": np.__version__,
         },
     }
-    storage.write_json_atomic(_version_url(root, version, "metadata.json"), metadata, overwrite=False)
+    storage.write_json_atomic(layout.staging(root, version, METADATA_FILE), metadata)
     return metadata
 
 
-def stage_result(root: str, key: str, result: TrainingResult) -> str:
-    """Keep a trained result between the training task and the registering task; return its URL.
+def register(root: str, version: str) -> dict:
+    """Make the staged candidate ``version`` a registered version and return its metadata.
 
-    Staging is not registration: nothing lists staged results, and ``discard_staged`` removes them.
+    Idempotent: a retry after a registration that completed returns the registered metadata, and a
+    retry after one that died half-way finishes it. The files are copied first and ``metadata.json``
+    last, so until it exists the version is not listed anywhere.
     """
-    buffer = io.BytesIO()
-    joblib.dump(result, buffer)
-    url = _staging_url(root, key)
-    storage.write_bytes_atomic(url, buffer.getvalue())
-    return url
+    if storage.exists(layout.model_version(root, version, METADATA_FILE)):
+        return version_metadata(root, version)
+    metadata_url = layout.staging(root, version, METADATA_FILE)
+    if not storage.exists(metadata_url):
+        raise FileNotFoundError(f"no staged candidate {version!r}: {metadata_url} does not exist")
+    metadata = storage.read_json(metadata_url)
+    _verified(storage.read_bytes(layout.staging(root, version, MODEL_FILE)), metadata, version)
+    for name in (MODEL_FILE, HOLDOUT_FILE, REFERENCE_FILE):
+        storage.write_bytes_atomic(
+            layout.model_version(root, version, name), storage.read_bytes(layout.staging(root, version, name))
+        )
+    storage.write_json_atomic(layout.model_version(root, version, METADATA_FILE), metadata, overwrite=False)
+    return metadata
 
 
-def load_staged(root: str, key: str) -> TrainingResult:
-    url = _staging_url(root, key)
-    if not storage.exists(url):
-        raise FileNotFoundError(f"no staged training result {key!r}: {url} does not exist")
-    return joblib.load(io.BytesIO(storage.read_bytes(url)))
+def discard_staged(root: str, version: str) -> None:
+    """Drop a staged candidate (done with it: registered, or below the bar)."""
+    storage.remove_tree(layout.staging(root, version))
 
 
-def discard_staged(root: str, key: str) -> None:
-    storage.remove(_staging_url(root, key))
-
-
-def list_versions(root: str) -> list[str]:
-    """Complete versions, oldest first (version ids sort by creation time)."""
-    names = storage.list_names(storage.join(root, "models", "versions"))
-    return [name for name in names if storage.exists(_version_url(root, name, "metadata.json"))]
+def candidate_event(metadata: dict) -> dict:
+    """What the ``model_candidate`` asset event says of a registered version: enough for ``deploy`` to
+    decide without reading the registry, and for a person to read in the Assets view."""
+    keys = (
+        "version",
+        "model_type",
+        "params",
+        "metrics",
+        "metric",
+        "threshold",
+        "batch_ids",
+        "feature_hash",
+        "model_sha256",
+    )
+    return {key: metadata[key] for key in keys}
 
 
 def version_metadata(root: str, version: str) -> dict:
-    url = _version_url(root, version, "metadata.json")
+    url = layout.model_version(root, version, METADATA_FILE)
     if not storage.exists(url):
         raise FileNotFoundError(f"model version {version!r} not found (or incomplete): {url} does not exist")
     return storage.read_json(url)
@@ -141,18 +160,18 @@ def load_model(root: str, version: str) -> BaseEstimator:
 
 def production_version(root: str) -> str | None:
     """The version serving in production, or ``None`` before the first promotion."""
-    url = _production_url(root)
+    url = layout.production_pointer(root)
     return storage.read_json(url)["version"] if storage.exists(url) else None
 
 
-def promote(root: str, version: str) -> dict:
+def set_production(root: str, version: str) -> dict:
     """Point production at ``version`` (also how to roll back) and return the pointer.
 
     Promoting the version already in production changes nothing, so a retried deploy keeps the real
     ``previous_version`` to roll back to.
     """
     _verified_model_bytes(root, version)
-    url = _production_url(root)
+    url = layout.production_pointer(root)
     current = storage.read_json(url) if storage.exists(url) else None
     if current is not None and current["version"] == version:
         return current
@@ -165,40 +184,37 @@ def promote(root: str, version: str) -> dict:
     return pointer
 
 
+def production_event(root: str, version: str, reason: str) -> dict:
+    """Put ``version`` in production and return what the ``production_model`` event says of it: the
+    pointer (version, when, previous version), the model type, its metrics and why it was promoted."""
+    pointer = set_production(root, version)
+    metadata = version_metadata(root, version)
+    return {**pointer, "model_type": metadata["model_type"], "metrics": metadata["metrics"], "reason": reason}
+
+
 def load_holdout(root: str, version: str) -> pd.DataFrame:
     """The split ``version`` was scored on, so a challenger can be compared with it on equal terms."""
     version_metadata(root, version)
-    return storage.read_parquet(_version_url(root, version, "holdout.parquet"))
+    return storage.read_parquet(layout.model_version(root, version, HOLDOUT_FILE))
 
 
 def load_reference(root: str, version: str) -> pd.DataFrame:
     """A sample of the features ``version`` was trained on: the baseline for drift."""
     version_metadata(root, version)
-    return storage.read_parquet(_version_url(root, version, "reference.parquet"))
+    return storage.read_parquet(layout.model_version(root, version, REFERENCE_FILE))
 
 
 def _verified_model_bytes(root: str, version: str) -> bytes:
-    expected = version_metadata(root, version)["model_sha256"]
-    data = storage.read_bytes(_version_url(root, version, "model.joblib"))
+    data = storage.read_bytes(layout.model_version(root, version, MODEL_FILE))
+    return _verified(data, version_metadata(root, version), version)
+
+
+def _verified(data: bytes, metadata: dict, version: str) -> bytes:
+    expected = metadata["model_sha256"]
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise IntegrityError(
-            f"model version {version!r} failed its integrity check: model.joblib has sha256 {actual}, "
+            f"model version {version!r} failed its integrity check: {MODEL_FILE} has sha256 {actual}, "
             f"metadata.json records {expected}"
         )
     return data
-
-
-def _version_url(root: str, version: str, *name: str) -> str:
-    return storage.join(root, "models", "versions", version, *name)
-
-
-def _staging_url(root: str, key: str) -> str:
-    """One file per key: the key's readable part plus a hash of the whole, so no two keys share one."""
-    readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)[:80]
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return storage.join(root, "models", "staging", f"{readable}-{digest}.joblib")
-
-
-def _production_url(root: str) -> str:
-    return storage.join(root, "models", "production.json")

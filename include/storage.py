@@ -22,10 +22,6 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fsspec.core.url_to_fs(url)
 
 
-def join(url: str, *parts: str) -> str:
-    return "/".join([url.rstrip("/"), *parts])
-
-
 def exists(url: str) -> bool:
     fs, path = filesystem(url)
     return fs.exists(path)
@@ -45,13 +41,24 @@ def write_bytes_atomic(url: str, data: bytes, *, overwrite: bool = True) -> None
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
         if overwrite:
             os.replace(tmp, path)  # atomic; refuses to replace a folder
         else:
             os.link(tmp, path)  # atomic; fails if another writer got there first
+        _fsync_dir(parent)  # and the rename itself survives a power loss
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_bytes(url: str) -> bytes:
@@ -101,3 +108,10 @@ def remove(url: str) -> None:
     fs, path = filesystem(url)
     if fs.exists(path):
         fs.rm(path)
+
+
+def remove_tree(url: str) -> None:
+    """Delete the folder at ``url`` and everything in it, if it exists."""
+    fs, path = filesystem(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)

@@ -52,6 +52,41 @@ class TrainingResult:
     test_size: float
 
 
+@dataclass(frozen=True)
+class TrainingConfig:
+    """What one ``train_validate`` run trains and the bar it must clear."""
+
+    model_type: str
+    hyperparameters: dict[str, Any]
+    metric: str
+    threshold: float
+    batch_ids: list[str]  # requested by hand; empty: the newest ``window`` feature batches
+    window: int
+
+
+def resolve_config(params: Mapping[str, Any], setting: Callable[[str], Any]) -> TrainingConfig:
+    """The run's training config: each ``train_validate`` param given for the run wins over its
+    setting (``setting(name)`` reads one, e.g. from an Airflow Variable). The hyperparameters default
+    to the chosen model type's entry in ``ml_hyperparameters``, not another type's."""
+    model_type = params.get("model_type") or setting("ml_model_type")
+    if model_type not in MODEL_TYPES:
+        raise ValueError(
+            f"unknown model type {model_type!r}; choose one of: {', '.join(sorted(MODEL_TYPES))}"
+        )
+    hyperparameters = params.get("hyperparameters")
+    if hyperparameters is None:
+        hyperparameters = setting("ml_hyperparameters").get(model_type, {})
+    threshold = params.get("threshold")
+    return TrainingConfig(
+        model_type=model_type,
+        hyperparameters=dict(hyperparameters),
+        metric=params.get("metric") or "accuracy",
+        threshold=float(setting("accuracy_threshold") if threshold is None else threshold),
+        batch_ids=list(params.get("batch_ids") or []),
+        window=setting("training_window_batches"),
+    )
+
+
 def build_model(model_type: str, params: dict[str, Any], seed: int) -> BaseEstimator:
     """An unfitted estimator of ``model_type`` with ``params``; ``ValueError`` names what is not allowed."""
     if model_type not in MODEL_TYPES:

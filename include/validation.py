@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from include.batches import CheckFailure
+from include.batches import CheckFailure, load_raw_batch, quarantine_batch
 from include.config import DatasetSchema, FeatureSpec
+
+EXAMPLE_CHARS = 80  # an example value in a message is cut here: the message goes into e-mails and JSON
 
 
 def validate_batch(df: pd.DataFrame, schema: DatasetSchema) -> list[CheckFailure]:
@@ -164,11 +166,31 @@ def _check_duplicates(df: pd.DataFrame) -> list[CheckFailure]:
             "duplicates",
             None,
             f"batch has {int(duplicated.sum())} fully duplicated row(s), "
-            f"e.g. row {first}: {df.loc[first].to_dict()}",
+            f"e.g. row {first}: {_bounded(repr(df.loc[first].to_dict()))}",
         )
     ]
 
 
 def _example(values: pd.Series) -> str:
     value = values.iloc[0]
-    return repr(value.item() if isinstance(value, np.generic) else value)
+    return _bounded(repr(value.item() if isinstance(value, np.generic) else value))
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= EXAMPLE_CHARS else f"{text[:EXAMPLE_CHARS]}..."
+
+
+def validate_and_quarantine(root: str, batch_ids: list[str], schema: DatasetSchema) -> dict:
+    """Validate each raw batch; move each bad one to quarantine with its reason. The report lists the
+    ``valid`` batch ids and the ``quarantined`` ones with their reason file and failed checks."""
+    report: dict = {"valid": [], "quarantined": []}
+    for batch_id in batch_ids:
+        failures = validate_batch(load_raw_batch(root, batch_id), schema)
+        if not failures:
+            report["valid"].append(batch_id)
+            continue
+        reason_url = quarantine_batch(root, batch_id, failures)
+        report["quarantined"].append(
+            {"batch_id": batch_id, "reason_url": reason_url, "failed_checks": [vars(f) for f in failures]}
+        )
+    return report

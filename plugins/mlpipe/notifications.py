@@ -7,6 +7,9 @@ from collections.abc import Generator, Iterable
 
 from airflow.providers.smtp.hooks.smtp import SmtpHook
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.sdk import Context
+
+from mlpipe.settings import setting
 
 FAILURE_SUBJECT = (
     "[ml-pipeline] Task failed: {{ ti.dag_id }}.{{ ti.task_id }} run {{ run_id }} (try {{ ti.try_number }})"
@@ -25,8 +28,19 @@ class PerCallSmtpNotifier(SmtpNotifier):
 
     ``BaseNotifier`` renders template fields in place, and ``default_args`` hands the same instance
     to every task of a DAG; where several tasks run in one process (``dag.test()``), the second
-    failure would otherwise be reported with the first one's subject and body.
+    failure would otherwise be reported with the first one's subject and body. ``to=None`` mails
+    the setting ``notification_email``, read when the notification is sent.
     """
+
+    def notify(self, context: Context) -> None:
+        if self.to is None:
+            self.to = setting("notification_email")
+        super().notify(context)
+
+    async def async_notify(self, context: Context) -> None:
+        if self.to is None:
+            self.to = setting("notification_email")
+        await super().async_notify(context)
 
     def __call__(self, *args) -> None:
         SmtpNotifier.__call__(copy.copy(self), *args)
@@ -37,7 +51,7 @@ class PerCallSmtpNotifier(SmtpNotifier):
 
 def failure_notifier(
     *,
-    to: str | Iterable[str] = "{{ var.value.notification_email }}",
+    to: str | Iterable[str] | None = None,
     smtp_conn_id: str = SmtpHook.default_conn_name,
     from_email: str | None = None,
 ) -> PerCallSmtpNotifier:
@@ -48,7 +62,7 @@ def failure_notifier(
     while notifying (an unset Variable, an unreachable server) is logged there and does not change
     the task's state.
 
-    :param to: Recipient(s), a list or a comma-separated string; by default the Airflow Variable
+    :param to: Recipient(s), a list or a comma-separated string; ``None``: the setting
         ``notification_email``, read when the callback runs. (templated)
     :param smtp_conn_id: SMTP connection to send through.
     :param from_email: Sender; ``None`` uses the connection's ``from_email`` extra.

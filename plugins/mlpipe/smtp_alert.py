@@ -6,13 +6,14 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import jinja2
 from airflow.providers.smtp.hooks.smtp import SmtpHook
-from airflow.sdk import BaseOperator, Variable
+from airflow.sdk import BaseOperator
+
+from mlpipe.settings import setting
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-NOTIFICATION_EMAIL_VARIABLE = "notification_email"
 
 
 def _recipients(to: str | Iterable[str]) -> list[str]:
@@ -26,9 +27,12 @@ class SmtpAlertOperator(BaseOperator):
     E-mail an HTML message through the SMTP connection ``smtp_conn_id``.
 
     :param subject: Subject line. (templated)
-    :param html_content: HTML body, or a path ending in ``.html`` to a Jinja template. (templated)
-    :param to: Recipient address(es), a list or a comma-separated string. ``None`` reads the Airflow
-        Variable ``notification_email`` when the task runs. (templated)
+    :param html_content: HTML body, or a path ending in ``.html`` to a Jinja template; every value it
+        renders is HTML-escaped. (templated)
+    :param data: What the message is about, usually an upstream task's result (an ``XComArg``). It is
+        resolved first, and ``subject`` and ``html_content`` see it as ``data``. (templated)
+    :param to: Recipient address(es), a list or a comma-separated string. ``None`` reads the setting
+        ``notification_email`` when the task runs. (templated)
     :param smtp_conn_id: SMTP connection; its ``from_email`` extra is the sender unless ``from_email``
         is given.
     :param from_email: Sender address, overriding the connection's ``from_email``.
@@ -37,7 +41,7 @@ class SmtpAlertOperator(BaseOperator):
     :return: The list of envelope recipients (``to`` and ``cc``), so downstream tasks can log it.
     """
 
-    template_fields: Sequence[str] = ("subject", "html_content", "to")
+    template_fields: Sequence[str] = ("data", "subject", "html_content", "to")
     template_ext: Sequence[str] = (".html",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"html_content": "html"}
     ui_color = "#f5e6c8"
@@ -47,6 +51,7 @@ class SmtpAlertOperator(BaseOperator):
         *,
         subject: str,
         html_content: str,
+        data: Any = None,
         to: str | Iterable[str] | None = None,
         smtp_conn_id: str = SmtpHook.default_conn_name,
         from_email: str | None = None,
@@ -57,25 +62,31 @@ class SmtpAlertOperator(BaseOperator):
         super().__init__(**kwargs)
         self.subject = subject
         self.html_content = html_content
+        self.data = data
         self.to = to
         self.smtp_conn_id = smtp_conn_id
         self.from_email = from_email
         self.cc = cc
         self.files = files
 
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Resolve ``data`` first and show it to the other templates; render the HTML body with
+        autoescaping, so no value (a batch's cell, an exception) can inject markup into the mail."""
+        jinja_env = jinja_env or self.get_template_env()
+        self._do_render_template_fields(self, ["data"], context, jinja_env, set())
+        context["data"] = self.data  # type: ignore[typeddict-unknown-key]
+        self._do_render_template_fields(self, ["subject", "to"], context, jinja_env, set())
+        html_env = jinja_env.overlay(autoescape=True)
+        self._do_render_template_fields(self, ["html_content"], context, html_env, set())
+
     @cached_property
     def hook(self) -> SmtpHook:
         return SmtpHook(smtp_conn_id=self.smtp_conn_id)
 
     def _resolve_to(self) -> list[str]:
-        to = self.to
-        if to is None:
-            to = Variable.get(NOTIFICATION_EMAIL_VARIABLE, default="")
-        recipients = _recipients(to)
+        recipients = _recipients(setting("notification_email") if self.to is None else self.to)
         if not recipients:
-            raise ValueError(
-                f"No recipients: pass `to` or set the Airflow Variable {NOTIFICATION_EMAIL_VARIABLE!r}"
-            )
+            raise ValueError("No recipients: pass `to` or set the Airflow Variable 'notification_email'")
         return recipients
 
     def execute(self, context: Context) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,9 +25,8 @@ class ThresholdBranchOperator(BaseBranchOperator):
 
     The other direct downstream tasks are skipped, as with any branch operator.
 
-    :param metrics: Mapping of metric name to value, or a string holding one as JSON (or as a Python
-        literal, which is what a Jinja-rendered dict becomes without ``render_template_as_native_obj``).
-        An ``XComArg`` such as ``train.output`` resolves to the dict itself. (templated)
+    :param metrics: Mapping of metric name to value, usually an upstream task's result: an ``XComArg``
+        such as ``train.output["metrics"]`` resolves to the dict itself. (templated)
     :param metric_name: Key in ``metrics`` to compare, e.g. ``"accuracy"``. (templated)
     :param threshold: Lowest passing value; anything ``float()`` accepts, so
         ``"{{ var.value.accuracy_threshold }}"`` works. (templated)
@@ -43,7 +40,7 @@ class ThresholdBranchOperator(BaseBranchOperator):
     def __init__(
         self,
         *,
-        metrics: Mapping[str, Any] | str,
+        metrics: Mapping[str, Any],
         metric_name: str,
         threshold: float | str,
         pass_task_ids: str | Iterable[str],
@@ -59,27 +56,12 @@ class ThresholdBranchOperator(BaseBranchOperator):
         if overlap := set(self.pass_task_ids) & set(self.fail_task_ids):
             raise ValueError(f"Task ids {sorted(overlap)} are in both pass_task_ids and fail_task_ids")
 
-    def _metrics_mapping(self) -> Mapping[str, Any]:
+    def choose_branch(self, context: Context) -> list[str]:
         metrics = self.metrics
-        if isinstance(metrics, str):
-            try:
-                metrics = json.loads(metrics)
-            except ValueError:
-                try:
-                    metrics = ast.literal_eval(metrics)
-                except (ValueError, SyntaxError):
-                    raise ValueError(
-                        f"metrics rendered to a string that is neither JSON nor a Python literal: "
-                        f"{self.metrics[:200]!r}"
-                    ) from None
         if not isinstance(metrics, Mapping):
             raise TypeError(
                 f"metrics must be a mapping of metric name to value, got {type(metrics).__name__}"
             )
-        return metrics
-
-    def choose_branch(self, context: Context) -> list[str]:
-        metrics = self._metrics_mapping()
         available = sorted(map(str, metrics))
         if self.metric_name not in metrics:
             raise ValueError(f"Metric {self.metric_name!r} not found in metrics; available: {available}")

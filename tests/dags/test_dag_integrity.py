@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,9 +12,10 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import Asset, BaseSensorOperator
 from airflow.sdk.definitions.asset import AssetBooleanCondition
 
+from mlpipe.notifications import PerCallSmtpNotifier
+
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 HEAVY_MODULES = {"pandas", "numpy", "sklearn", "pyarrow", "joblib", "scipy"}
-PARSE_BUDGET_SECONDS = 2.0
 
 # The task each stage starts with; every other task must wait for something (a task with no upstream
 # would run at once, before the decisions it depends on).
@@ -69,10 +72,14 @@ def test_asset_graph(dagbag, dag_id):
     assert published == INTENDED[dag_id]["publishes"]
 
 
-def test_every_consumed_asset_has_a_producer():
-    produced = set().union(*(stage["publishes"] for stage in INTENDED.values()))
-    consumed = set().union(*(stage["scheduled_on"] for stage in INTENDED.values()))
-    assert consumed <= produced
+def test_every_consumed_asset_has_a_producer(dagbag):
+    produced, consumed = set(), set()
+    for dag in dagbag.dags.values():
+        consumed |= asset_names(getattr(dag.timetable, "asset_condition", None))
+        outlets = [outlet for task in dag.tasks for outlet in task.outlets]
+        produced |= {outlet.name for outlet in outlets if isinstance(outlet, Asset)}
+    assert consumed, "no DAG is scheduled on an asset"
+    assert consumed <= produced, f"consumed but never produced: {consumed - produced}"
 
 
 @pytest.mark.parametrize("dag_id", INTENDED)
@@ -85,7 +92,7 @@ def test_deploy_promotes_only_after_deciding(dagbag):
     deploy = dagbag.dags["deploy"]
     assert deploy.get_task("promote").upstream_task_ids == {"compare_with_production"}
     assert deploy.get_task("kept_out_alert").upstream_task_ids == {"compare_with_production"}
-    assert deploy.get_task("success_email").upstream_task_ids == {"reload_model_server"}
+    assert deploy.get_task("success_email").upstream_task_ids == {"promote", "reload_model_server"}
 
 
 @pytest.mark.parametrize("dag_id", INTENDED)
@@ -97,22 +104,43 @@ def test_tags_and_retries(dagbag, dag_id):
             assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
 
 
+@pytest.mark.parametrize("dag_id", INTENDED)
+def test_every_task_mails_its_failure(dagbag, dag_id):
+    for task in dagbag.dags[dag_id].tasks:
+        callbacks = task.on_failure_callback
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        assert any(isinstance(c, PerCallSmtpNotifier) for c in callbacks), f"{dag_id}.{task.task_id}"
+
+
+@pytest.mark.parametrize("dag_id", INTENDED)
+def test_every_param_has_a_description(dagbag, dag_id):
+    for name, param in dagbag.dags[dag_id].params.items():
+        assert param.description, f"{dag_id} param {name!r} has no description for the Trigger form"
+
+
+PARSE_IN_A_FRESH_INTERPRETER = """
+import runpy, sys
+import airflow.sdk  # what every DAG file imports anyway
+before = set(sys.modules)
+runpy.run_path(sys.argv[1])
+print(" ".join(sorted({name.split(".")[0] for name in set(sys.modules) - before})))
+"""
+
+
 @pytest.mark.parametrize("path", sorted(DAGS_FOLDER.glob("*.py")), ids=lambda p: p.name)
-def test_no_heavy_module_level_imports(path):
-    tree = ast.parse(path.read_text())
-    for node in tree.body:
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module]
-        heavy = {name.split(".")[0] for name in names} & HEAVY_MODULES
-        assert not heavy, f"{path.name}:{node.lineno} imports {heavy} at module level"
-
-
-def test_each_file_parses_within_budget(dagbag):
-    """Airflow re-parses every file every few seconds; a slow file slows the whole scheduler."""
-    durations = {Path(stat.file).name: stat.duration.total_seconds() for stat in dagbag.dagbag_stats}
-    assert set(durations) == {f"{dag_id}.py" for dag_id in INTENDED}
-    slow = {name: seconds for name, seconds in durations.items() if seconds > PARSE_BUDGET_SECONDS}
-    assert not slow, f"DAG files over the {PARSE_BUDGET_SECONDS}s parse budget: {slow}"
+def test_parsing_a_dag_file_loads_no_heavy_module(path):
+    """The dag-processor re-parses every file every few seconds: whatever a DAG file imports, directly
+    or through plugins/ and include/, must not pull in the data libraries."""
+    root = DAGS_FOLDER.parent
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_IN_A_FRESH_INTERPRETER, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{root / 'plugins'}"},
+        timeout=120,
+        check=True,
+    )
+    loaded = set(result.stdout.split())
+    assert "mlpipe" in loaded, "the check must see what the DAG file imported"
+    assert not loaded & HEAVY_MODULES, f"parsing {path.name} imports {sorted(loaded & HEAVY_MODULES)}"

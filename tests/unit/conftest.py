@@ -3,10 +3,15 @@ a throwaway storage root."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import pytest
 
+from include import registry, storage
 from include.config import DatasetSchema, load_schema
+from include.features import to_features
+from include.training import train_and_evaluate
 from scripts.publish import iris_frame
 
 
@@ -29,3 +34,35 @@ def iris(iris_once: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture
 def root(tmp_path) -> str:
     return tmp_path.as_uri()
+
+
+@pytest.fixture
+def register_model(root: str, iris: pd.DataFrame, schema: DatasetSchema) -> Callable[..., dict]:
+    """Train, stage and register a model on the Iris data, as train_validate does; return its metadata."""
+
+    def register_model(model_type: str = "logistic_regression", params: dict | None = None, **kw) -> dict:
+        result = train_and_evaluate(to_features(iris, schema), schema, model_type, params or {"C": 2.0})
+        staged = registry.stage_candidate(
+            root,
+            result,
+            threshold=kw.get("threshold", 0.8),
+            metric=kw.get("metric", "accuracy"),
+            batch_ids=kw.get("batch_ids", ["20261121T161500000000Z-aaaaaaaa"]),
+            feature_hash="f" * 64,
+        )
+        return registry.register(root, staged["version"])
+
+    return register_model
+
+
+@pytest.fixture
+def tamper() -> Callable[[str], bytes]:
+    """Flip one byte in the middle of a stored file; return the new bytes."""
+
+    def tamper(url: str) -> bytes:
+        data = bytearray(storage.read_bytes(url))
+        data[len(data) // 2] ^= 0xFF
+        storage.write_bytes_atomic(url, bytes(data))
+        return bytes(data)
+
+    return tamper

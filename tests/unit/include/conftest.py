@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pandas as pd
 import pytest
 
-from include import storage
+from include import layout, storage
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def land(root: str) -> Callable[[str, pd.DataFrame], None]:
     def land(batch_id: str, df: pd.DataFrame) -> None:
         inferred = pd.read_csv(io.StringIO(df.to_csv(index=False)))
         data = storage.write_parquet_atomic(
-            inferred, storage.join(root, "raw", "batches", f"{batch_id}.parquet")
+            inferred, layout.join(root, "raw", "batches", f"{batch_id}.parquet")
         )
         manifest = {
             "batch_id": batch_id,
@@ -28,6 +28,12 @@ def land(root: str) -> Callable[[str, pd.DataFrame], None]:
             "landed_at": "2026-11-21T16:15:00+00:00",
             "source": {"url": "http://localhost/iris.csv"},
         }
-        storage.write_json_atomic(storage.join(root, "raw", "batches", f"{batch_id}.json"), manifest)
+        storage.write_json_atomic(layout.join(root, "raw", "batches", f"{batch_id}.json"), manifest)
 
     return land
+
+
+@pytest.fixture
+def quarantine_reason(root: str) -> Callable[[str], dict]:
+    """Read the reason file of a quarantined batch."""
+    return lambda batch_id: storage.read_json(layout.quarantined(root, batch_id, layout.REASON_SUFFIX))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include import batches, storage
+from include import batches, layout, storage
 from include.batches import CheckFailure
 
 FIRST = "20261121T161500000000Z-aaaaaaaa"
@@ -22,13 +22,6 @@ FAILURES = [
 
 def files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-
-
-def test_layout(root):
-    assert batches.raw_url(root) == f"{root}/raw/batches"
-    assert batches.raw_url(root, "x.parquet") == f"{root}/raw/batches/x.parquet"
-    assert batches.quarantine_url(root) == f"{root}/quarantine"
-    assert batches.quarantine_url(root, "x.json") == f"{root}/quarantine/x.json"
 
 
 def test_empty_root_has_no_batches(root):
@@ -50,7 +43,7 @@ def test_landed_batches_are_listed_oldest_first_and_read_back(root, land, iris):
 def test_a_batch_without_its_manifest_is_incomplete_and_ignored(root, land, iris, tmp_path):
     land(FIRST, iris)
     # What a crash between the Parquet write and the manifest write leaves behind.
-    storage.write_parquet_atomic(iris, batches.raw_url(root, f"{SECOND}.parquet"))
+    storage.write_parquet_atomic(iris, layout.raw_batch(root, SECOND, ".parquet"))
     (tmp_path / "raw" / "batches" / ".tmp-0123").write_bytes(b"partial")
 
     assert batches.list_raw_batches(root) == [FIRST]
@@ -60,8 +53,8 @@ def test_a_batch_without_its_manifest_is_incomplete_and_ignored(root, land, iris
 
 @pytest.mark.parametrize(
     "read",
-    [batches.load_raw_batch, batches.raw_manifest, batches.quarantine_reason],
-    ids=["load_raw_batch", "raw_manifest", "quarantine_reason"],
+    [batches.load_raw_batch, batches.raw_manifest],
+    ids=["load_raw_batch", "raw_manifest"],
 )
 def test_unknown_batch_id_is_named(root, land, iris, read):
     land(FIRST, iris)
@@ -77,18 +70,18 @@ def test_quarantining_an_unknown_batch_writes_nothing(root, tmp_path):
     assert files(tmp_path) == []
 
 
-def test_quarantine_moves_data_and_manifest_next_to_the_reason(root, land, iris, tmp_path):
+def test_quarantine_moves_data_and_manifest_next_to_the_reason(root, land, iris, tmp_path, quarantine_reason):
     land(FIRST, iris)
     land(SECOND, iris.iloc[:5])
     data = (tmp_path / "raw" / "batches" / f"{FIRST}.parquet").read_bytes()
 
     reason_url = batches.quarantine_batch(root, FIRST, FAILURES)
 
-    assert reason_url == batches.quarantine_url(root, f"{FIRST}.reason.json")
+    assert reason_url == layout.quarantined(root, FIRST, ".reason.json")
     assert batches.list_raw_batches(root) == [SECOND]
     assert files(tmp_path / "quarantine") == [f"{FIRST}.json", f"{FIRST}.parquet", f"{FIRST}.reason.json"]
     assert (tmp_path / "quarantine" / f"{FIRST}.parquet").read_bytes() == data
-    reason = batches.quarantine_reason(root, FIRST)
+    reason = quarantine_reason(FIRST)
     assert reason["batch_id"] == FIRST
     assert reason["failed_checks"] == [
         {
@@ -115,10 +108,10 @@ def test_quarantined_batches_are_still_seen(root, land, iris):
     assert batches.list_raw_batches(root) == [SECOND]
 
 
-def test_interrupted_quarantine_is_finished_by_a_retry(root, land, iris, tmp_path):
+def test_interrupted_quarantine_is_finished_by_a_retry(root, land, iris, tmp_path, quarantine_reason):
     land(FIRST, iris)
     # An earlier attempt moved the data and died before moving the manifest.
-    storage.move(batches.raw_url(root, f"{FIRST}.parquet"), batches.quarantine_url(root, f"{FIRST}.parquet"))
+    storage.move(layout.raw_batch(root, FIRST, ".parquet"), layout.quarantined(root, FIRST, ".parquet"))
     assert batches.list_raw_batches(root) == []
 
     batches.quarantine_batch(root, FIRST, FAILURES[:1])
@@ -128,15 +121,15 @@ def test_interrupted_quarantine_is_finished_by_a_retry(root, land, iris, tmp_pat
         f"quarantine/{FIRST}.parquet",
         f"quarantine/{FIRST}.reason.json",
     ]
-    assert [f["check"] for f in batches.quarantine_reason(root, FIRST)["failed_checks"]] == ["nulls"]
+    assert [f["check"] for f in quarantine_reason(FIRST)["failed_checks"]] == ["nulls"]
     assert [m["batch_id"] for m in batches.seen_manifests(root)] == [FIRST]
 
 
-def test_write_reason_overwrites_an_earlier_reason(root):
+def test_write_reason_overwrites_an_earlier_reason(root, quarantine_reason):
     batches.write_reason(root, FIRST, FAILURES)
     batches.write_reason(root, FIRST, [CheckFailure("format", None, "not a CSV")])
 
-    assert batches.quarantine_reason(root, FIRST)["failed_checks"] == [
+    assert quarantine_reason(FIRST)["failed_checks"] == [
         {"check": "format", "column": None, "message": "not a CSV"}
     ]
 
@@ -153,7 +146,7 @@ def landed(root, land, iris) -> dict[str, datetime]:
     """Three landed batches whose manifests say they landed a minute apart."""
     for batch_id, landed_at in AT.items():
         land(batch_id, iris.iloc[:5])
-        url = batches.raw_url(root, f"{batch_id}.json")
+        url = layout.raw_batch(root, batch_id, ".json")
         storage.write_json_atomic(url, {**storage.read_json(url), "landed_at": landed_at.isoformat()})
     return AT
 
@@ -184,7 +177,7 @@ def test_landed_between_compares_instants_not_clock_readings(root, landed):
 
 def test_landed_between_reads_landed_at_from_the_manifest(root, landed):
     # The id says 16:15, but the manifest is what records when the batch landed.
-    url = batches.raw_url(root, f"{FIRST}.json")
+    url = layout.raw_batch(root, FIRST, ".json")
     late = datetime(2026, 11, 22, tzinfo=UTC)
     storage.write_json_atomic(url, {**storage.read_json(url), "landed_at": late.isoformat()})
 
@@ -194,17 +187,49 @@ def test_landed_between_reads_landed_at_from_the_manifest(root, landed):
 
 def test_landed_between_ignores_quarantined_and_incomplete_batches(root, landed, iris):
     batches.quarantine_batch(root, SECOND, FAILURES)
-    storage.write_parquet_atomic(iris, batches.raw_url(root, "20261121T161630000000Z-dddddddd.parquet"))
+    storage.write_parquet_atomic(iris, layout.raw_batch(root, "20261121T161630000000Z-dddddddd", ".parquet"))
 
     assert batches.landed_between(root, None, None) == [FIRST, THIRD]
     assert batches.landed_between(root, AT[SECOND], AT[THIRD]) == []
 
 
 def test_landed_on_days_takes_whole_utc_days_inclusive(root, landed):
-    url = batches.raw_url(root, f"{THIRD}.json")
+    url = layout.raw_batch(root, THIRD, ".json")
     storage.write_json_atomic(url, {**storage.read_json(url), "landed_at": "2026-11-22T23:59:59+00:00"})
 
     assert batches.landed_on_days(root, "2026-11-21", "2026-11-21") == [FIRST, SECOND]
     assert batches.landed_on_days(root, "2026-11-22", None) == [THIRD]
     assert batches.landed_on_days(root, None, "2026-11-22") == [FIRST, SECOND, THIRD]
     assert batches.landed_on_days(root, "2026-11-23", None) == []
+
+
+def select(root, **overrides) -> list[str]:
+    args = {"requested": [], "landed_from": None, "landed_to": None, "announced": [], "interval": None}
+    return batches.select_batches(root, **{**args, **overrides})
+
+
+def test_select_batches_by_hand_wins(root, landed):
+    assert select(root, requested=[THIRD, FIRST, THIRD], announced=[{"batch_id": SECOND}]) == [FIRST, THIRD]
+
+
+def test_select_batches_by_landing_day(root, landed):
+    assert select(root, landed_from="2026-11-21", announced=[{"batch_id": SECOND}]) == [FIRST, SECOND, THIRD]
+
+
+def test_select_batches_reads_every_triggering_event(root, landed):
+    announced = [{"batch_id": THIRD}, {"batch_id": FIRST}, {"batch_id": THIRD}, {"note": "no id"}]
+
+    assert select(root, announced=announced, interval=(AT[SECOND], AT[THIRD])) == [FIRST, THIRD]
+
+
+def test_select_batches_of_a_scheduled_run_takes_its_interval(root, landed):
+    assert select(root, interval=(AT[SECOND], AT[THIRD])) == [SECOND]
+    assert select(root) == []
+
+
+@pytest.mark.parametrize("hostile", ["../../../planted", "/tmp/x", f"{FIRST}/../x"])
+def test_select_batches_refuses_a_hostile_id(root, landed, hostile):
+    with pytest.raises(ValueError, match="invalid batch id"):
+        select(root, requested=[hostile])
+    with pytest.raises(ValueError, match="invalid batch id"):
+        select(root, announced=[{"batch_id": hostile}])

@@ -5,9 +5,19 @@ import hashlib
 import pandas as pd
 import pytest
 
-from include import storage
+from include import layout, storage
 from include.config import DatasetSchema, FeatureSpec
-from include.features import list_feature_batches, load_features, to_features, write_features
+from include.features import (
+    list_feature_batches,
+    load_features,
+    to_features,
+    training_batches,
+    write_features,
+)
+
+B1 = "20261121T161500000000Z-b1b1b1b1"
+B2 = "20261121T161600000000Z-b2b2b2b2"
+NOPE = "20261121T161700000000Z-00000000"
 
 
 def test_to_features_keeps_schema_columns_in_order_with_declared_types(iris, schema):
@@ -34,25 +44,25 @@ def test_to_features_casts_int_and_str_features():
 
 
 def test_write_features_returns_the_hash_of_the_stored_bytes(root, iris, schema):
-    info = write_features(root, "b1", to_features(iris, schema))
+    info = write_features(root, B1, to_features(iris, schema))
 
-    stored = storage.read_bytes(storage.join(root, "features", "b1.parquet"))
-    assert info == {"batch_id": "b1", "rows": len(iris), "sha256": hashlib.sha256(stored).hexdigest()}
+    stored = storage.read_bytes(layout.join(root, "features", f"{B1}.parquet"))
+    assert info == {"batch_id": B1, "rows": len(iris), "sha256": hashlib.sha256(stored).hexdigest()}
 
 
 def test_load_features_concatenates_batches_with_a_stable_hash(root, iris, schema):
     features = to_features(iris, schema)
-    write_features(root, "b2", features.iloc[100:])
-    write_features(root, "b1", features.iloc[:100])
+    write_features(root, B2, features.iloc[100:])
+    write_features(root, B1, features.iloc[:100])
 
     df, ids, feature_hash = load_features(root)
 
-    assert ids == ["b1", "b2"] == list_feature_batches(root)
+    assert ids == [B1, B2] == list_feature_batches(root)
     pd.testing.assert_frame_equal(df, features)
-    assert load_features(root, ["b2", "b1"])[2] == feature_hash
-    assert load_features(root, ["b1"])[2] != feature_hash
+    assert load_features(root, [B2, B1])[2] == feature_hash
+    assert load_features(root, [B1])[2] != feature_hash
 
-    write_features(root, "b2", features.iloc[101:])
+    write_features(root, B2, features.iloc[101:])
     assert load_features(root)[2] != feature_hash
 
 
@@ -62,7 +72,21 @@ def test_load_features_without_batches_is_a_clear_error(root):
 
 
 def test_load_features_of_an_unknown_batch_names_it(root, iris, schema):
-    write_features(root, "b1", to_features(iris, schema))
+    write_features(root, B1, to_features(iris, schema))
 
-    with pytest.raises(FileNotFoundError, match="'nope'"):
-        load_features(root, ["b1", "nope"])
+    with pytest.raises(FileNotFoundError, match=NOPE):
+        load_features(root, [B1, NOPE])
+
+
+def test_training_batches_are_the_requested_ones_or_the_newest_window(root, iris, schema):
+    for batch_id in (NOPE, B1, B2):
+        write_features(root, batch_id, to_features(iris, schema))
+
+    assert training_batches(root, [], 1) == [NOPE]
+    assert training_batches(root, [], 2) == [B2, NOPE]
+    assert training_batches(root, [], 10) == [B1, B2, NOPE]
+    assert training_batches(root, [B2, B1, B2], 1) == [B1, B2]
+    with pytest.raises(ValueError, match="at least 1"):
+        training_batches(root, [], 0)
+    with pytest.raises(ValueError, match="invalid batch id"):
+        training_batches(root, ["../b1"], 1)

@@ -20,7 +20,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from include import batches, storage
+from include import batches, layout, storage
 from include.batches import CheckFailure
 from include.ingest import (
     BatchFormatError,
@@ -28,6 +28,7 @@ from include.ingest import (
     DownloadError,
     DuplicateBatchError,
     download,
+    known_fingerprint,
     land,
     parse_csv,
 )
@@ -409,7 +410,7 @@ def test_different_content_lands_as_a_new_batch(root, iris, content):
     assert batches.list_raw_batches(root) == [first["batch_id"], second["batch_id"]]
 
 
-def test_content_that_is_not_csv_is_quarantined_as_received(root, tmp_path):
+def test_content_that_is_not_csv_is_quarantined_as_received(root, tmp_path, quarantine_reason):
     expected_id = batch_id(NOW, PNG)
 
     with pytest.raises(BatchFormatError, match=f"batch {expected_id} quarantined: content is not a readable"):
@@ -421,7 +422,7 @@ def test_content_that_is_not_csv_is_quarantined_as_received(root, tmp_path):
         f"quarantine/{expected_id}.reason.json",
     ]
     assert (tmp_path / "quarantine" / f"{expected_id}.csv").read_bytes() == PNG
-    [failure] = batches.quarantine_reason(root, expected_id)["failed_checks"]
+    [failure] = quarantine_reason(expected_id)["failed_checks"]
     assert (failure["check"], failure["column"]) == ("format", None)
     assert "utf-8" in failure["message"]
     assert batches.list_raw_batches(root) == []
@@ -432,7 +433,7 @@ def test_content_that_is_not_csv_is_quarantined_as_received(root, tmp_path):
     assert "rows" not in manifest
 
 
-def test_header_only_csv_is_quarantined(root, tmp_path):
+def test_header_only_csv_is_quarantined(root, tmp_path, quarantine_reason):
     body = b"sepal_length,sepal_width,petal_length,petal_width,species\n"
 
     with pytest.raises(BatchFormatError, match="header but no rows"):
@@ -440,7 +441,7 @@ def test_header_only_csv_is_quarantined(root, tmp_path):
 
     expected_id = batch_id(NOW, body)
     assert (tmp_path / "quarantine" / f"{expected_id}.csv").read_bytes() == body
-    [failure] = batches.quarantine_reason(root, expected_id)["failed_checks"]
+    [failure] = quarantine_reason(expected_id)["failed_checks"]
     assert failure == {"check": "format", "column": None, "message": "CSV has a header but no rows"}
 
 
@@ -480,7 +481,7 @@ def test_last_seen_is_the_newest_across_raw_and_quarantine(root, iris, content):
 def test_parquet_left_without_manifest_is_ignored_and_the_content_lands_again(root, content):
     # What a crash between the two writes of an earlier attempt leaves behind.
     leftover = batch_id(NOW, content)
-    storage.write_parquet_atomic(parse_csv(content), batches.raw_url(root, f"{leftover}.parquet"))
+    storage.write_parquet_atomic(parse_csv(content), layout.raw_batch(root, leftover, ".parquet"))
     assert batches.list_raw_batches(root) == []
     assert batches.seen_manifests(root) == []
     assert batches.last_seen(root) is None
@@ -489,3 +490,24 @@ def test_parquet_left_without_manifest_is_ignored_and_the_content_lands_again(ro
 
     assert batches.list_raw_batches(root) == [manifest["batch_id"]]
     assert manifest["batch_id"] != leftover
+
+
+def test_known_fingerprint_is_the_newest_batch_received(root, iris, content):
+    assert known_fingerprint(root, SOURCE_URL) is None
+    land(
+        root,
+        received(content, etag='"v1"', last_modified="Sat, 21 Nov 2026 16:15:00 GMT"),
+        source_url=SOURCE_URL,
+        now=NOW,
+    )
+    other = iris.iloc[:50].to_csv(index=False).encode()
+    newest = land(root, received(other, etag='"v2"'), source_url=SOURCE_URL, now=NOW + timedelta(seconds=1))
+
+    assert known_fingerprint(root, SOURCE_URL) == newest["source"]
+    assert known_fingerprint(root, SOURCE_URL)["etag"] == '"v2"'
+
+
+def test_after_the_url_changed_only_the_content_hash_is_compared(root, content):
+    manifest = land(root, received(content, etag='"v1"'), source_url=SOURCE_URL, now=NOW)
+
+    assert known_fingerprint(root, "http://elsewhere.test/iris.csv") == {"sha256": manifest["sha256"]}

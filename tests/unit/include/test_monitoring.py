@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from include import batches, features, storage
+from include import features, layout, storage
 from include.features import to_features
-from include.monitoring import check_production, write_report
-from include.registry import promote, register_candidate
-from include.training import train_and_evaluate
+from include.monitoring import health_report, write_report
+from include.registry import set_production
 
 OLDER = "20261121T161500000000Z-aaaaaaaa"
 NEWER = "20261121T161600000000Z-bbbbbbbb"
@@ -22,14 +21,11 @@ ALL_CHECKS = ["freshness", "integrity", "drift", "accuracy"]
 
 
 @pytest.fixture
-def production(root, iris, schema) -> str:
+def production(root, register_model) -> str:
     """A model trained on the Iris features, registered and promoted; returns its version."""
-    result = train_and_evaluate(to_features(iris, schema), schema, "logistic_regression", {})
-    metadata = register_candidate(
-        root, result, threshold=0.8, metric="accuracy", batch_ids=[OLDER], feature_hash="f" * 64
-    )
-    promote(root, metadata["version"])
-    return metadata["version"]
+    version = register_model(params={}, batch_ids=[OLDER])["version"]
+    set_production(root, version)
+    return version
 
 
 @pytest.fixture
@@ -41,7 +37,7 @@ def monitored(production, root, land, iris, schema) -> str:
 
 
 def run_checks(root: str, schema, now: datetime = LANDED + timedelta(hours=1)) -> dict:
-    return check_production(root, schema, now=now, **LIMITS)
+    return health_report(root, schema, now=now, **LIMITS)
 
 
 def by_name(report: dict) -> dict[str, dict]:
@@ -53,7 +49,7 @@ def failed(report: dict) -> list[str]:
 
 
 def set_landed_at(root: str, batch_id: str, landed_at: datetime) -> None:
-    url = batches.raw_url(root, f"{batch_id}.json")
+    url = layout.raw_batch(root, batch_id, ".json")
     storage.write_json_atomic(url, {**storage.read_json(url), "landed_at": landed_at.isoformat()})
 
 
@@ -61,10 +57,9 @@ def accuracy_in(detail: str) -> float:
     return float(re.match(r"accuracy ([0-9.]+) on batch ", detail).group(1))
 
 
-def test_nothing_in_production_is_healthy_with_no_checks(root, land, iris, schema, tmp_path):
+def test_nothing_in_production_is_healthy_with_no_checks(root, land, iris, schema, register_model):
     land(OLDER, iris)
-    result = train_and_evaluate(to_features(iris, schema), schema, "logistic_regression", {})
-    register_candidate(root, result, threshold=0.8, metric="accuracy", batch_ids=[], feature_hash="")
+    register_model()
     now = LANDED + timedelta(days=30)  # a stale batch does not matter while nothing is served
 
     report = run_checks(root, schema, now=now)
@@ -82,7 +77,7 @@ def test_a_healthy_production_model(monitored, root, schema):
     set_landed_at(root, OLDER, datetime.now(UTC) - timedelta(minutes=5))
     before = datetime.now(UTC)
 
-    report = check_production(root, schema, **LIMITS)  # no `now`: checked against the clock
+    report = health_report(root, schema, **LIMITS)  # no `now`: checked against the clock
 
     assert before <= datetime.fromisoformat(report["checked_at"]) <= datetime.now(UTC)
     assert report["version"] == monitored

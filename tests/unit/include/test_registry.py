@@ -1,28 +1,18 @@
+"""The model registry on a real local root: staging, idempotent registration, the production pointer."""
+
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
-from include import storage
+from include import layout, registry, storage
 from include.features import to_features
-from include.registry import (
-    IntegrityError,
-    discard_staged,
-    list_versions,
-    load_holdout,
-    load_model,
-    load_reference,
-    load_staged,
-    production_version,
-    promote,
-    register_candidate,
-    stage_result,
-    version_metadata,
-)
+from include.registry import IntegrityError
 from include.training import TrainingResult, train_and_evaluate
 
-BATCHES = ["20261121T161600Z-bbbbbbbb", "20261121T161500Z-aaaaaaaa"]
+BATCHES = ["20261121T161600000000Z-bbbbbbbb", "20261121T161500000000Z-aaaaaaaa"]
 
 
 @pytest.fixture
@@ -30,31 +20,32 @@ def result(iris, schema) -> TrainingResult:
     return train_and_evaluate(to_features(iris, schema), schema, "logistic_regression", {"C": 2.0})
 
 
-def _register(root: str, result: TrainingResult) -> dict:
-    return register_candidate(
-        root, result, threshold=0.8, metric="accuracy", batch_ids=BATCHES, feature_hash="f" * 64
+def stage(root: str, result: TrainingResult, **kw) -> dict:
+    return registry.stage_candidate(
+        root, result, threshold=0.8, metric="accuracy", batch_ids=BATCHES, feature_hash="f" * 64, **kw
     )
 
 
-def _files(root: str, version: str) -> dict[str, bytes]:
-    folder = storage.join(root, "models", "versions", version)
-    return {name: storage.read_bytes(storage.join(folder, name)) for name in storage.list_names(folder)}
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def test_register_writes_a_complete_version(root, result):
-    metadata = _register(root, result)
-    version = metadata["version"]
+def test_a_staged_candidate_becomes_a_complete_version(root, result, tmp_path):
+    staged = stage(root, result)
+    version = staged["version"]
+    assert not (tmp_path / "models" / "versions").exists()  # staging is not registration
 
-    assert list_versions(root) == [version]
-    assert version_metadata(root, version) == metadata
-    assert sorted(_files(root, version)) == [
+    metadata = registry.register(root, version)
+
+    assert metadata == staged == registry.version_metadata(root, version)
+    assert sorted(files(tmp_path / "models" / "versions" / version)) == [
         "holdout.parquet",
         "metadata.json",
         "model.joblib",
         "reference.parquet",
     ]
+    assert version == layout.check_id(version, "version")
     assert version.endswith("-" + metadata["model_sha256"][:8])
-    assert len(version.split("-")[0]) == len("20261121T161500123456Z")
     assert {key: metadata[key] for key in ("model_type", "params", "metric", "threshold", "schema")} == {
         "model_type": "logistic_regression",
         "params": {"C": 2.0},
@@ -64,169 +55,145 @@ def test_register_writes_a_complete_version(root, result):
     }
     assert metadata["metrics"] == result.metrics
     assert metadata["batch_ids"] == sorted(BATCHES)
-    assert metadata["feature_hash"] == "f" * 64
     assert set(metadata["libraries"]) == {"python", "sklearn", "pandas", "pyarrow", "joblib", "numpy"}
-    assert load_holdout(root, version).equals(result.holdout)
-    assert load_reference(root, version).equals(result.train[result.schema.feature_names])
+    assert registry.load_holdout(root, version).equals(result.holdout)
+    assert registry.load_reference(root, version).equals(result.train[result.schema.feature_names])
     holdout = result.holdout[result.schema.feature_names]
-    assert (load_model(root, version).predict_proba(holdout) == result.model.predict_proba(holdout)).all()
+    model = registry.load_model(root, version)
+    assert (model.predict_proba(holdout) == result.model.predict_proba(holdout)).all()
 
 
-def test_registering_twice_makes_two_versions_and_overwrites_nothing(root, result):
-    first = _register(root, result)["version"]
-    before = _files(root, first)
+def test_a_retried_registration_gives_the_same_single_version(root, result, tmp_path):
+    version = stage(root, result)["version"]
+    first = registry.register(root, version)
+    registered = files(tmp_path / "models" / "versions")
 
-    second = _register(root, result)["version"]
+    assert registry.register(root, version) == first  # retried before the staged copy was dropped
+    registry.discard_staged(root, version)
+    assert registry.register(root, version) == first  # retried after it
+
+    assert files(tmp_path / "models" / "versions") == registered
+    assert list((tmp_path / "models" / "versions").iterdir()) == [tmp_path / "models" / "versions" / version]
+
+
+def test_a_registration_killed_half_way_is_finished_by_the_retry(root, result, tmp_path):
+    version = stage(root, result)["version"]
+    # What a registration killed after copying the model and before metadata.json leaves behind.
+    storage.write_bytes_atomic(
+        layout.model_version(root, version, "model.joblib"),
+        storage.read_bytes(layout.staging(root, version, "model.joblib")),
+    )
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        registry.version_metadata(root, version)
+
+    metadata = registry.register(root, version)
+
+    assert registry.version_metadata(root, version) == metadata
+    assert len(files(tmp_path / "models" / "versions" / version)) == 4
+
+
+def test_a_tampered_staged_model_is_not_registered(root, result, tmp_path, tamper):
+    version = stage(root, result)["version"]
+    tamper(layout.staging(root, version, "model.joblib"))
+
+    with pytest.raises(IntegrityError, match=version):
+        registry.register(root, version)
+
+    assert not (tmp_path / "models" / "versions").exists()
+
+
+def test_registering_an_unknown_candidate_names_it(root):
+    missing = "20261121T161500000000Z-00000000"
+    with pytest.raises(FileNotFoundError, match=f"no staged candidate '{missing}'"):
+        registry.register(root, missing)
+
+
+def test_two_trainings_are_two_versions_and_overwrite_nothing(root, result, tmp_path):
+    first = registry.register(root, stage(root, result)["version"])["version"]
+    before = files(tmp_path / "models" / "versions" / first)
+
+    second = registry.register(root, stage(root, result)["version"])["version"]
 
     assert first != second
-    assert list_versions(root) == [first, second]
-    assert _files(root, first) == before
+    assert files(tmp_path / "models" / "versions" / first) == before
 
 
-def test_unknown_metric_is_refused(root, result):
+def test_unknown_metric_is_refused_before_anything_is_written(root, result, tmp_path):
     with pytest.raises(ValueError, match="'auc'"):
-        register_candidate(root, result, threshold=0.8, metric="auc", batch_ids=[], feature_hash="")
+        registry.stage_candidate(root, result, threshold=0.8, metric="auc", batch_ids=[], feature_hash="")
+    assert files(tmp_path) == {}
 
 
-def test_promote_and_roll_back(root, result):
-    old = _register(root, result)["version"]
-    new = _register(root, result)["version"]
-    assert production_version(root) is None
+def test_discard_removes_only_its_own_candidate_and_is_idempotent(root, result, tmp_path):
+    kept, dropped = stage(root, result)["version"], stage(root, result)["version"]
 
-    assert promote(root, old)["previous_version"] is None
-    pointer = promote(root, new)
+    registry.discard_staged(root, dropped)
+    registry.discard_staged(root, dropped)
+
+    assert [p.name for p in (tmp_path / "models" / "staging").iterdir()] == [kept]
+
+
+def test_set_production_and_roll_back(root, register_model, tmp_path):
+    old, new = register_model()["version"], register_model()["version"]
+    assert registry.production_version(root) is None
+
+    assert registry.set_production(root, old)["previous_version"] is None
+    pointer = registry.set_production(root, new)
     assert (pointer["version"], pointer["previous_version"]) == (new, old)
-    assert promote(root, new) == pointer
-    assert storage.read_json(storage.join(root, "models", "production.json")) == pointer
-    assert production_version(root) == new
+    assert registry.set_production(root, new) == pointer  # a retry keeps the real previous version
+    assert storage.read_json(layout.production_pointer(root)) == pointer
 
-    rollback = promote(root, old)
+    rollback = registry.set_production(root, old)
 
     assert (rollback["version"], rollback["previous_version"]) == (old, new)
-    assert production_version(root) == old
-    assert list_versions(root) == [old, new]
-    assert storage.list_names(storage.join(root, "models")) == ["production.json", "versions"]
+    assert registry.production_version(root) == old
+    assert sorted(p.name for p in (tmp_path / "models" / "versions").iterdir()) == sorted([old, new])
 
 
-def test_a_tampered_model_is_neither_loaded_nor_promoted(root, result):
-    good = _register(root, result)["version"]
-    promote(root, good)
-    bad = _register(root, result)["version"]
-    model_url = storage.join(root, "models", "versions", bad, "model.joblib")
-    data = bytearray(storage.read_bytes(model_url))
-    data[len(data) // 2] ^= 0xFF
-    storage.write_bytes_atomic(model_url, bytes(data))
-    recorded, actual = version_metadata(root, bad)["model_sha256"], hashlib.sha256(data).hexdigest()
+def test_the_production_event_names_the_pointer_the_model_and_the_reason(root, register_model):
+    metadata = register_model()
+
+    event = registry.production_event(root, metadata["version"], "no model in production yet")
+
+    assert event == {
+        **storage.read_json(layout.production_pointer(root)),
+        "model_type": "logistic_regression",
+        "metrics": metadata["metrics"],
+        "reason": "no model in production yet",
+    }
+
+
+def test_the_candidate_event_carries_what_deploy_decides_on(register_model):
+    metadata = register_model()
+
+    event = registry.candidate_event(metadata)
+
+    assert {"version", "metric", "metrics", "model_sha256", "batch_ids"} <= set(event)
+    assert all(event[key] == metadata[key] for key in event)
+    assert "libraries" not in event
+
+
+def test_a_tampered_model_is_neither_loaded_nor_promoted(root, register_model, tamper):
+    good = register_model()["version"]
+    registry.set_production(root, good)
+    bad = register_model()["version"]
+    data = tamper(layout.model_version(root, bad, "model.joblib"))
+    recorded, actual = registry.version_metadata(root, bad)["model_sha256"], hashlib.sha256(data).hexdigest()
 
     with pytest.raises(IntegrityError, match=f"'{bad}'.*{actual}.*{recorded}"):
-        load_model(root, bad)
+        registry.load_model(root, bad)
     with pytest.raises(IntegrityError):
-        promote(root, bad)
-    assert production_version(root) == good
+        registry.set_production(root, bad)
+    assert registry.production_version(root) == good
 
 
-def test_an_incomplete_version_is_ignored(root, result):
-    complete = _register(root, result)["version"]
+def test_an_incomplete_version_is_neither_loaded_nor_promoted(root, register_model):
+    register_model()
     interrupted = "20991231T235959999999Z-deadbeef"
-    storage.write_bytes_atomic(
-        storage.join(root, "models", "versions", interrupted, "model.joblib"), b"partial"
-    )
+    storage.write_bytes_atomic(layout.model_version(root, interrupted, "model.joblib"), b"partial")
 
-    assert list_versions(root) == [complete]
     with pytest.raises(FileNotFoundError, match=interrupted):
-        load_model(root, interrupted)
+        registry.load_model(root, interrupted)
     with pytest.raises(FileNotFoundError, match=interrupted):
-        promote(root, interrupted)
-    assert production_version(root) is None
-
-
-def test_no_versions_yet(root):
-    assert list_versions(root) == []
-    assert production_version(root) is None
-
-
-RUN_ID = "manual__2026-11-21T16:15:00+00:00"
-
-
-def test_a_staged_result_loads_back_equal(root, result, tmp_path):
-    url = stage_result(root, "run-1", result)
-
-    staged = load_staged(root, "run-1")
-
-    assert url.startswith(f"{root}/models/staging/run-1-")
-    assert url.endswith(".joblib")
-    assert [p.name for p in (tmp_path / "models" / "staging").iterdir()] == [url.rsplit("/", 1)[1]]
-    holdout = result.holdout[result.schema.feature_names]
-    assert (staged.model.predict_proba(holdout) == result.model.predict_proba(holdout)).all()
-    assert staged.metrics == result.metrics
-    assert staged.holdout.equals(result.holdout)
-    assert staged.train.equals(result.train)
-    assert (staged.model_type, staged.params, staged.schema, staged.seed, staged.test_size) == (
-        "logistic_regression",
-        {"C": 2.0},
-        result.schema,
-        42,
-        0.25,
-    )
-    # Staging is not registration: nothing is listed as a version or promoted.
-    assert list_versions(root) == []
-    assert production_version(root) is None
-
-
-def test_restaging_a_key_replaces_the_earlier_result(root, iris, schema, result):
-    stage_result(root, "run-1", result)
-    retrained = train_and_evaluate(to_features(iris, schema), schema, "random_forest", {"n_estimators": 5})
-
-    stage_result(root, "run-1", retrained)
-
-    assert load_staged(root, "run-1").model_type == "random_forest"
-    assert load_staged(root, "run-1").metrics == retrained.metrics
-
-
-def test_discard_removes_only_its_key_and_is_idempotent(root, result, tmp_path):
-    stage_result(root, "run-1", result)
-    stage_result(root, "run-2", result)
-
-    discard_staged(root, "run-1")
-    discard_staged(root, "run-1")
-    discard_staged(root, "never-staged")
-
-    assert [p.name for p in (tmp_path / "models" / "staging").iterdir()] == [
-        stage_result(root, "run-2", result).rsplit("/", 1)[1]
-    ]
-    with pytest.raises(FileNotFoundError):
-        load_staged(root, "run-1")
-    assert load_staged(root, "run-2").metrics == result.metrics
-
-
-def test_loading_an_unknown_key_names_it(root, result):
-    stage_result(root, "run-1", result)
-
-    with pytest.raises(FileNotFoundError, match="no staged training result 'run-9'"):
-        load_staged(root, "run-9")
-
-
-def test_keys_that_read_alike_do_not_share_a_file(root, iris, schema, result):
-    stage_result(root, "a/b", result)
-    retrained = train_and_evaluate(to_features(iris, schema), schema, "random_forest", {"n_estimators": 5})
-    stage_result(root, "a_b", retrained)
-
-    assert load_staged(root, "a/b").model_type == "logistic_regression"
-    assert load_staged(root, "a_b").model_type == "random_forest"
-
-
-@pytest.mark.parametrize("key", [RUN_ID, "../../escape", "a/b/c", "/abs"])
-def test_a_key_with_slashes_stays_under_staging(root, result, tmp_path, key):
-    url = stage_result(root, key, result)
-
-    name = url.removeprefix(f"{root}/models/staging/")
-    assert "/" not in name
-    assert name.endswith(".joblib")
-    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()] == [
-        f"models/staging/{name}"
-    ]
-    assert load_staged(root, key).metrics == result.metrics
-
-    discard_staged(root, key)
-
-    assert list((tmp_path / "models" / "staging").iterdir()) == []
+        registry.set_production(root, interrupted)
+    assert registry.production_version(root) is None

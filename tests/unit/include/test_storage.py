@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include import storage
+from include import layout, storage
 
 
 def files(folder: Path) -> dict[str, bytes]:
@@ -21,7 +21,7 @@ def temp_files(folder: Path) -> list[str]:
 
 
 def test_write_creates_the_parents_and_reads_back(root, tmp_path):
-    url = storage.join(root, "a", "b", "data.bin")
+    url = layout.join(root, "a", "b", "data.bin")
 
     storage.write_bytes_atomic(url, b"\x00payload\xff")
 
@@ -32,7 +32,7 @@ def test_write_creates_the_parents_and_reads_back(root, tmp_path):
 
 
 def test_overwrite_replaces_the_whole_file(root, tmp_path):
-    url = storage.join(root, "data.bin")
+    url = layout.join(root, "data.bin")
     storage.write_bytes_atomic(url, b"a much longer first version")
 
     storage.write_bytes_atomic(url, b"short")
@@ -41,7 +41,7 @@ def test_overwrite_replaces_the_whole_file(root, tmp_path):
 
 
 def test_overwrite_false_refuses_an_existing_file_and_leaves_it_unchanged(root, tmp_path):
-    url = storage.join(root, "raw", "batch.parquet")
+    url = layout.join(root, "raw", "batch.parquet")
     storage.write_bytes_atomic(url, b"first", overwrite=False)
 
     with pytest.raises(FileExistsError, match=r"raw/batch\.parquet already exists"):
@@ -56,7 +56,7 @@ def test_overwrite_false_refuses_an_existing_file_and_leaves_it_unchanged(root, 
 
 def test_failure_while_writing_leaves_no_temp_file_and_no_target(root, tmp_path):
     (tmp_path / "out").mkdir()
-    url = storage.join(root, "out", "data.bin")
+    url = layout.join(root, "out", "data.bin")
 
     # The temporary file is opened, then the write itself fails: str is not bytes.
     with pytest.raises(TypeError, match="bytes-like"):
@@ -67,7 +67,7 @@ def test_failure_while_writing_leaves_no_temp_file_and_no_target(root, tmp_path)
 
 
 def test_failure_while_writing_keeps_the_previous_version(root, tmp_path):
-    url = storage.join(root, "data.bin")
+    url = layout.join(root, "data.bin")
     storage.write_bytes_atomic(url, b"previous")
 
     with pytest.raises(TypeError):
@@ -80,7 +80,7 @@ def test_target_whose_parent_is_a_file_fails_and_writes_nothing(root, tmp_path):
     (tmp_path / "raw").write_bytes(b"a file, not a folder")
 
     with pytest.raises(OSError, match="raw"):
-        storage.write_bytes_atomic(storage.join(root, "raw", "data.bin"), b"payload")
+        storage.write_bytes_atomic(layout.join(root, "raw", "data.bin"), b"payload")
 
     assert files(tmp_path) == {"raw": b"a file, not a folder"}
 
@@ -90,14 +90,14 @@ def test_target_that_is_a_folder_is_refused_and_leaves_no_temp_file(root, tmp_pa
     (tmp_path / "batch.parquet").mkdir()
 
     with pytest.raises(OSError, match=r"batch\.parquet"):
-        storage.write_bytes_atomic(storage.join(root, "batch.parquet"), b"payload")
+        storage.write_bytes_atomic(layout.join(root, "batch.parquet"), b"payload")
 
     assert temp_files(tmp_path) == []
     assert files(tmp_path) == {}
 
 
 def test_parquet_that_pyarrow_cannot_serialize_writes_nothing(root, tmp_path):
-    url = storage.join(root, "raw", "batch.parquet")
+    url = layout.join(root, "raw", "batch.parquet")
     storage.write_parquet_atomic(pd.DataFrame({"x": [1, 2]}), url)
     before = files(tmp_path)
     mixed = pd.DataFrame({"x": pd.Series([1, "two"], dtype=object)})
@@ -110,7 +110,7 @@ def test_parquet_that_pyarrow_cannot_serialize_writes_nothing(root, tmp_path):
 
 
 def test_parquet_round_trip_returns_the_bytes_written(root, tmp_path, iris):
-    url = storage.join(root, "iris.parquet")
+    url = layout.join(root, "iris.parquet")
 
     data = storage.write_parquet_atomic(iris, url)
 
@@ -120,7 +120,7 @@ def test_parquet_round_trip_returns_the_bytes_written(root, tmp_path, iris):
 
 
 def test_json_round_trip_is_stable(root, tmp_path):
-    url = storage.join(root, "m.json")
+    url = layout.join(root, "m.json")
 
     storage.write_json_atomic(url, {"b": [1, 2], "a": {"z": None}})
 
@@ -135,7 +135,7 @@ def test_list_names_is_sorted_filtered_and_ignores_temp_files(root, tmp_path):
         (folder / name).write_bytes(b"x")
     (tmp_path / "raw" / "nested").mkdir()
     (tmp_path / "raw" / "nested" / "c.parquet").write_bytes(b"x")
-    url = storage.join(root, "raw")
+    url = layout.join(root, "raw")
 
     assert storage.list_names(url, ".parquet") == ["a.parquet", "b.parquet"]
     assert storage.list_names(url, ".json") == ["a.json"]
@@ -143,17 +143,17 @@ def test_list_names_is_sorted_filtered_and_ignores_temp_files(root, tmp_path):
 
 
 def test_list_names_of_a_missing_folder_is_empty(root):
-    assert storage.list_names(storage.join(root, "never", "created")) == []
-    assert storage.list_names(storage.join(root, "never", "created"), ".json") == []
+    assert storage.list_names(layout.join(root, "never", "created")) == []
+    assert storage.list_names(layout.join(root, "never", "created"), ".json") == []
 
 
 def test_move_creates_the_destination_folder(root, tmp_path):
-    storage.write_bytes_atomic(storage.join(root, "raw", "x.bin"), b"x")
+    storage.write_bytes_atomic(layout.join(root, "raw", "x.bin"), b"x")
 
-    storage.move(storage.join(root, "raw", "x.bin"), storage.join(root, "quarantine", "deep", "x.bin"))
+    storage.move(layout.join(root, "raw", "x.bin"), layout.join(root, "quarantine", "deep", "x.bin"))
 
     assert files(tmp_path) == {"quarantine/deep/x.bin": b"x"}
 
 
 def test_join_tolerates_a_trailing_slash(root):
-    assert storage.join(root + "/", "raw", "x") == storage.join(root, "raw", "x") == f"{root}/raw/x"
+    assert layout.join(root + "/", "raw", "x") == layout.join(root, "raw", "x") == f"{root}/raw/x"

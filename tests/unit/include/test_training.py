@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from include.features import to_features
-from include.training import MODEL_TYPES, evaluate, train_and_evaluate
+from include.training import MODEL_TYPES, TrainingConfig, evaluate, resolve_config, train_and_evaluate
 
 
 @pytest.fixture
@@ -84,3 +84,72 @@ def test_too_few_rows_for_both_sides_of_the_split(features, schema):
 
     with pytest.raises(ValueError, match=r"too few rows per class.*split 4/2"):
         train_and_evaluate(two_each, schema, "random_forest", {})
+
+
+SETTINGS = {
+    "ml_model_type": "random_forest",
+    "ml_hyperparameters": {"random_forest": {"n_estimators": 7}, "gradient_boosting": {"max_depth": 2}},
+    "accuracy_threshold": 0.8,
+    "training_window_batches": 2,
+}
+NO_PARAMS = {
+    "model_type": None,
+    "hyperparameters": None,
+    "threshold": None,
+    "metric": "accuracy",
+    "batch_ids": [],
+}
+
+
+def test_without_params_the_settings_decide():
+    config = resolve_config(NO_PARAMS, SETTINGS.__getitem__)
+
+    assert config == TrainingConfig(
+        model_type="random_forest",
+        hyperparameters={"n_estimators": 7},
+        metric="accuracy",
+        threshold=0.8,
+        batch_ids=[],
+        window=2,
+    )
+
+
+def test_params_win_over_settings():
+    params = {
+        "model_type": "gradient_boosting",
+        "hyperparameters": {"n_estimators": 3},
+        "threshold": 0.95,
+        "metric": "f1_macro",
+        "batch_ids": ["20261121T161500000000Z-aaaaaaaa"],
+    }
+
+    config = resolve_config(params, SETTINGS.__getitem__)
+
+    assert (config.model_type, config.hyperparameters, config.threshold, config.metric) == (
+        "gradient_boosting",
+        {"n_estimators": 3},
+        0.95,
+        "f1_macro",
+    )
+    assert config.batch_ids == ["20261121T161500000000Z-aaaaaaaa"]
+
+
+def test_hyperparameters_follow_the_chosen_model_type():
+    assert resolve_config(
+        {**NO_PARAMS, "model_type": "gradient_boosting"}, SETTINGS.__getitem__
+    ).hyperparameters == {"max_depth": 2}
+    assert (
+        resolve_config(
+            {**NO_PARAMS, "model_type": "logistic_regression"}, SETTINGS.__getitem__
+        ).hyperparameters
+        == {}
+    )
+
+
+def test_a_threshold_of_zero_is_a_threshold():
+    assert resolve_config({**NO_PARAMS, "threshold": 0}, SETTINGS.__getitem__).threshold == 0.0
+
+
+def test_an_unknown_model_type_from_the_variable_is_named():
+    with pytest.raises(ValueError, match="unknown model type 'xgboost'"):
+        resolve_config(NO_PARAMS, {**SETTINGS, "ml_model_type": "xgboost"}.__getitem__)

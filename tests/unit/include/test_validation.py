@@ -3,12 +3,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from include import storage
+from include import layout, storage
 from include.batches import CheckFailure, list_raw_batches, load_raw_batch, quarantine_batch, raw_manifest
 from include.config import DatasetSchema, FeatureSpec
 from include.validation import validate_batch
 
-BATCH = "20261121T161500Z-1a2b3c4d"
+BATCH = "20261121T161500000000Z-1a2b3c4d"
 
 
 def _failures(root, land, df, schema) -> list[CheckFailure]:
@@ -117,13 +117,13 @@ def test_quarantine_moves_the_batch_and_records_why(root, land, iris, schema):
     reason_url = quarantine_batch(root, BATCH, failures)
 
     assert list_raw_batches(root) == []
-    assert storage.list_names(storage.join(root, "raw", "batches")) == []
-    assert storage.list_names(storage.join(root, "quarantine")) == [
+    assert storage.list_names(layout.join(root, "raw", "batches")) == []
+    assert storage.list_names(layout.join(root, "quarantine")) == [
         f"{BATCH}.json",
         f"{BATCH}.parquet",
         f"{BATCH}.reason.json",
     ]
-    assert storage.read_json(storage.join(root, "quarantine", f"{BATCH}.json")) == manifest
+    assert storage.read_json(layout.join(root, "quarantine", f"{BATCH}.json")) == manifest
     reason = storage.read_json(reason_url)
     assert reason["batch_id"] == BATCH
     assert reason["failed_checks"] == [
@@ -138,13 +138,13 @@ def test_quarantine_of_an_unknown_batch_fails(root):
 
 
 def test_list_raw_batches_needs_data_and_manifest(root, land, iris):
-    land("20261121T161600Z-bbbbbbbb", iris)
-    land("20261121T161500Z-aaaaaaaa", iris)
+    land("20261121T161600000000Z-bbbbbbbb", iris)
+    land("20261121T161500000000Z-aaaaaaaa", iris)
     storage.write_parquet_atomic(
-        iris, storage.join(root, "raw", "batches", "20261121T161700Z-no-manifest.parquet")
+        iris, layout.join(root, "raw", "batches", "20261121T161700000000Z-no-manifest.parquet")
     )
 
-    assert list_raw_batches(root) == ["20261121T161500Z-aaaaaaaa", "20261121T161600Z-bbbbbbbb"]
+    assert list_raw_batches(root) == ["20261121T161500000000Z-aaaaaaaa", "20261121T161600000000Z-bbbbbbbb"]
 
 
 def test_unknown_batch_is_a_clear_error(root):

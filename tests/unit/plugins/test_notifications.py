@@ -2,19 +2,6 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-from mlpipe.notifications import failure_notifier
-
-
-def test_is_an_smtp_notifier_with_templated_recipients():
-    notifier = failure_notifier()
-    assert isinstance(notifier, SmtpNotifier)
-    assert "to" in notifier.template_fields
-    assert notifier.to == "{{ var.value.notification_email }}"
-    assert notifier.smtp_conn_id == "smtp_default"
-
-
 FAILING_DAG = """
     from airflow.sdk import DAG, task
 
@@ -46,8 +33,10 @@ def test_one_email_per_failed_task(load_dag, smtp_conn, received, monkeypatch):
     dag_run = dag.test()
 
     assert dag_run.state == "failed"
-    messages = {m["Subject"].split(".")[1].split(" ")[0]: m for m in received()}
+    mails = received()
+    messages = {m["Subject"].split(".")[1].split(" ")[0]: m for m in mails}
     assert sorted(messages) == ["train", "validate"]
+    assert len(mails) == 2, "one mail per failed task, not more"
     for task_id, message in messages.items():
         assert message["X-Envelope-To"] == "ml@example.com, ops@example.com"
         assert message["Subject"] == (
@@ -59,3 +48,19 @@ def test_one_email_per_failed_task(load_dag, smtp_conn, received, monkeypatch):
         assert f'<a href="{log_url}?try_number=1">' in body
     assert "column &lt;price&gt; has nulls" in messages["validate"].get_body(("html",)).get_content()
     assert "out of memory" in messages["train"].get_body(("html",)).get_content()
+
+
+def test_recipients_are_read_when_the_mail_is_sent(load_dag, smtp_conn, received, monkeypatch):
+    """The Variable is read at notification time: a change reaches the next failure without a redeploy."""
+    dag = load_dag("failure_notifier_test", FAILING_DAG)
+    monkeypatch.setenv("AIRFLOW_VAR_NOTIFICATION_EMAIL", "first@example.com")
+    dag.test()
+    monkeypatch.setenv("AIRFLOW_VAR_NOTIFICATION_EMAIL", "second@example.com")
+    dag.test()
+
+    assert sorted(m["X-Envelope-To"] for m in received()) == [
+        "first@example.com",
+        "first@example.com",
+        "second@example.com",
+        "second@example.com",
+    ]

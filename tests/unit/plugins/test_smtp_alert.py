@@ -55,7 +55,7 @@ def test_from_email_overrides_connection(smtp_conn, received):
 
 
 def test_no_recipients_is_an_error(smtp_conn, received, monkeypatch):
-    monkeypatch.delenv("AIRFLOW_VAR_NOTIFICATION_EMAIL", raising=False)
+    monkeypatch.setenv("AIRFLOW_VAR_NOTIFICATION_EMAIL", " , ")
     op = SmtpAlertOperator(task_id="alert", subject="s", html_content="b")
 
     with pytest.raises(ValueError, match="notification_email"):
@@ -120,3 +120,18 @@ def test_in_a_dag_run_with_html_template_file(load_dag, airflow_db, smtp_conn, r
     assert message["X-Envelope-To"] == "ml@example.com"
     assert message["Subject"] == f"[smtp_alert_test] model rejected in {dag_run.run_id}"
     assert "<p>Rejected: accuracy 0.71 &lt; 0.8 (alert)</p>" in html_body(message)
+
+
+def test_data_is_resolved_first_and_the_html_body_escapes_every_value():
+    op = SmtpAlertOperator(
+        task_id="alert",
+        to="ml@example.com",
+        data={"batch": "<b>42</b>", "checks": ["a & b"]},
+        subject="batch {{ data.batch }}",
+        html_content="<p>{{ data.batch }}: {{ data.checks | join(', ') }} {{ data.batch | e }}</p>",
+    )
+
+    op.render_template_fields({"params": {}})
+
+    assert op.subject == "batch <b>42</b>"  # a subject is text, not HTML
+    assert op.html_content == "<p>&lt;b&gt;42&lt;/b&gt;: a &amp; b &lt;b&gt;42&lt;/b&gt;</p>"

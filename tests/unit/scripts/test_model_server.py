@@ -36,7 +36,7 @@ def register(root: str, result: TrainingResult) -> Callable[[], str]:
             result,
             threshold=0.8,
             metric="accuracy",
-            batch_ids=["20261121T161500Z-aaaaaaaa"],
+            batch_ids=["20261121T161500000000Z-aaaaaaaa"],
             feature_hash="f" * 64,
         )
         return metadata["version"]

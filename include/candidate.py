@@ -1,0 +1,23 @@
+"""Train a candidate on the chosen feature batches and stage it for the quality bar."""
+
+from __future__ import annotations
+
+from include import features, registry
+from include.config import load_schema
+from include.training import TrainingConfig, train_and_evaluate
+
+
+def train_candidate(root: str, config: TrainingConfig) -> dict:
+    """Train ``config``'s model on its feature batches, score it, stage it; return the staged metadata
+    (its future version, metrics, the metric and threshold it is judged by, the batches it saw)."""
+    batch_ids = features.training_batches(root, config.batch_ids, config.window)
+    frame, batch_ids, feature_hash = features.load_features(root, batch_ids)
+    result = train_and_evaluate(frame, load_schema(), config.model_type, config.hyperparameters)
+    return registry.stage_candidate(
+        root,
+        result,
+        threshold=config.threshold,
+        metric=config.metric,
+        batch_ids=batch_ids,
+        feature_hash=feature_hash,
+    )

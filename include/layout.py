@@ -1,0 +1,102 @@
+"""Where everything lives under the storage root: the one place that turns ids into URLs.
+
+::
+
+    raw/batches/<batch_id>.parquet        a landed batch, immutable
+    raw/batches/<batch_id>.json           its manifest, written second (a batch without one is incomplete)
+    quarantine/<batch_id>.{parquet,csv}   a rejected batch as received
+    quarantine/<batch_id>.json            its manifest
+    quarantine/<batch_id>.reason.json     why it was rejected
+    features/<batch_id>.parquet           features of a validated batch
+    models/versions/<version>/            model.joblib, holdout.parquet, reference.parquet, metadata.json
+    models/staging/<key>/                 a trained candidate waiting for the quality bar
+    models/production.json                the production pointer
+    monitor/<checked_at>.json             health reports
+
+Batch ids and model versions have one format, ``<UTC time>-<8 hex digits of a sha256>``
+(``20261122T030501123456Z-1a2b3c4d``): they sort by time and cannot name anything outside their folder.
+Every URL built from an id checks it first, so an id that came from a user (a DAG param) cannot reach
+outside the storage root. Nothing here touches storage.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+ID_PATTERN = r"^[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}$"
+_ID = re.compile(ID_PATTERN)
+REASON_SUFFIX = ".reason.json"
+
+
+class InvalidIdError(ValueError):
+    """A batch id or model version that does not have the one allowed format."""
+
+
+def make_id(at: datetime, sha256: str) -> str:
+    """The id of something created at ``at`` (UTC) whose content has the hex digest ``sha256``."""
+    return check_id(f"{at:%Y%m%dT%H%M%S%fZ}-{sha256[:8]}", "id")
+
+
+def check_id(value: object, what: str) -> str:
+    """``value`` if it is a well-formed id; otherwise ``InvalidIdError`` naming ``what`` and the format."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise InvalidIdError(
+            f"invalid {what} {value!r}: expected <UTC time>-<8 hex digits>, "
+            "e.g. 20261122T030501123456Z-1a2b3c4d"
+        )
+    return value
+
+
+def join(url: str, *parts: str) -> str:
+    return "/".join([url.rstrip("/"), *parts])
+
+
+def raw_batches(root: str) -> str:
+    return join(root, "raw", "batches")
+
+
+def raw_batch(root: str, batch_id: str, suffix: str) -> str:
+    """``raw/batches/<batch_id><suffix>``, e.g. suffix ``.parquet`` or ``.json``."""
+    return join(raw_batches(root), check_id(batch_id, "batch id") + suffix)
+
+
+def quarantine(root: str) -> str:
+    return join(root, "quarantine")
+
+
+def quarantined(root: str, batch_id: str, suffix: str) -> str:
+    """``quarantine/<batch_id><suffix>``: ``.parquet``/``.csv`` data, ``.json`` manifest, or the reason."""
+    return join(quarantine(root), check_id(batch_id, "batch id") + suffix)
+
+
+def features(root: str) -> str:
+    return join(root, "features")
+
+
+def feature_batch(root: str, batch_id: str) -> str:
+    return join(features(root), check_id(batch_id, "batch id") + ".parquet")
+
+
+def model_versions(root: str) -> str:
+    return join(root, "models", "versions")
+
+
+def model_version(root: str, version: str, name: str = "") -> str:
+    """``models/versions/<version>/`` or, with ``name``, a file in it."""
+    folder = join(model_versions(root), check_id(version, "model version"))
+    return join(folder, name) if name else folder
+
+
+def staging(root: str, key: str, name: str = "") -> str:
+    """``models/staging/<key>/``: a candidate kept between training and registration (key = its version)."""
+    folder = join(root, "models", "staging", check_id(key, "staging key"))
+    return join(folder, name) if name else folder
+
+
+def production_pointer(root: str) -> str:
+    return join(root, "models", "production.json")
+
+
+def monitor_report(root: str, stamp: str) -> str:
+    return join(root, "monitor", f"{stamp}.json")

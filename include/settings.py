@@ -1,0 +1,105 @@
+"""Every setting of the pipeline that a user changes at run time: its Variable name, type and default.
+
+The values live in Airflow Variables (``config/variables.json`` holds the defaults in importable form,
+and the README documents them). A task reads a setting with ``mlpipe.settings.setting(name)``, which
+hands the Variable's raw text to :func:`parse`; nothing else reads these Variables.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+MODEL_TYPES = ("random_forest", "logistic_regression", "gradient_boosting")
+
+
+class SettingError(ValueError):
+    """A Variable whose value does not have its setting's type."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: the Variable ``name``, its value type, the value used when it is unset, and why."""
+
+    name: str
+    kind: type
+    default: Any
+    meaning: str
+
+    def parse(self, raw: str | None) -> Any:
+        """The typed value of the Variable text ``raw`` (``None``: unset), or ``SettingError``."""
+        if raw is None:
+            return self.default
+        try:
+            if self.kind is dict:
+                value = json.loads(raw)
+                if not isinstance(value, dict):
+                    raise TypeError("not a JSON object")
+                return value
+            if self.kind is str:
+                return raw
+            return self.kind(raw)
+        except (TypeError, ValueError) as exc:
+            raise SettingError(
+                f"Variable {self.name!r} = {raw[:100]!r} is not a valid {self.kind.__name__}: {exc}"
+            ) from None
+
+
+_SETTINGS = (
+    Setting(
+        "ml_model_type",
+        str,
+        "random_forest",
+        f"model to train: {', '.join(f'`{name}`' for name in MODEL_TYPES)}",
+    ),
+    Setting(
+        "ml_hyperparameters",
+        dict,
+        {
+            "random_forest": {"n_estimators": 100, "max_depth": None},
+            "logistic_regression": {"C": 1.0},
+            "gradient_boosting": {"n_estimators": 100, "learning_rate": 0.1},
+        },
+        "JSON: hyperparameters per model type",
+    ),
+    Setting(
+        "accuracy_threshold",
+        float,
+        0.8,
+        "minimum held-out metric for a candidate, and minimum live accuracy for `monitor`",
+    ),
+    Setting("training_window_batches", int, 1, "train on the newest N feature batches"),
+    Setting(
+        "deploy_margin",
+        float,
+        0.0,
+        "how much worse than production a candidate may score and still be promoted",
+    ),
+    Setting(
+        "crawl_url",
+        str,
+        "http://127.0.0.1:8000/iris.csv",
+        "the CSV source `ingest` watches (the local data source by default)",
+    ),
+    Setting("crawl_timeout_seconds", float, 30.0, "time limit of one request or download of the source"),
+    Setting("crawl_max_bytes", int, 50_000_000, "larger content is neither downloaded nor hashed"),
+    Setting(
+        "notification_email",
+        str,
+        "ml-team@example.com",
+        "recipients of alerts and success mails (comma-separated)",
+    ),
+    Setting("monitor_max_batch_age_hours", float, 24.0, "the newest raw batch must be younger than this"),
+    Setting("monitor_drift_threshold", float, 0.3, "KS statistic above which a feature counts as drifted"),
+)
+
+SETTINGS: MappingProxyType[str, Setting] = MappingProxyType({s.name: s for s in _SETTINGS})
+
+
+def parse(name: str, raw: str | None) -> Any:
+    """The value of setting ``name`` given its Variable's text (``None`` when the Variable is unset)."""
+    if name not in SETTINGS:
+        raise KeyError(f"no setting {name!r}; the settings are: {', '.join(SETTINGS)}")
+    return SETTINGS[name].parse(raw)
