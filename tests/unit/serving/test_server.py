@@ -15,7 +15,7 @@ from include import registry, storage
 from include.config import DatasetSchema
 from include.features import to_features
 from include.training import TrainingResult, train_and_evaluate
-from scripts.model_server import ModelServer
+from serving.server import ModelServer
 
 # One flower of each species: Iris rows 0, 50 and 100 are setosa, versicolor and virginica.
 SAMPLE = [0, 50, 100]
