@@ -213,9 +213,14 @@ def test_candidate_not_better_than_production_is_kept_out_then_deployed_and_roll
         "train_validate", {"model_type": "logistic_regression", "batch_ids": [batch_id]}
     )
     wait_for_run(stack, wait_for, "train_validate", trained["dag_run_id"])
-    [candidate] = [
-        e for e in stack.rest.asset_events("model_candidate") if e["source_run_id"] == trained["dag_run_id"]
-    ]
+
+    def candidate_with_its_run() -> list[dict]:
+        """The run's candidate event, once the deploy run it starts exists (a moment after the event)."""
+        events = stack.rest.asset_events("model_candidate")
+        mine = [e for e in events if e["source_run_id"] == trained["dag_run_id"]]
+        return mine if mine and mine[0]["created_dagruns"] else []
+
+    [candidate] = wait_for(candidate_with_its_run, 60, "the deploy run the candidate starts")
     second = candidate["extra"]["version"]
     assert candidate["extra"]["model_type"] == "logistic_regression"
     [auto_deploy] = candidate["created_dagruns"]
