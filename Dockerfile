@@ -13,12 +13,14 @@ COPY --chown=airflow:root include/ /opt/airflow/include/
 COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:root config/ /opt/airflow/config/
 COPY --chown=airflow:root scripts/ /opt/airflow/scripts/
+COPY --chown=airflow:root serving/ /opt/airflow/serving/
 
 # A named volume mounted on one of these folders starts with its owner and mode, so any AIRFLOW_UID
 # in group 0 can write to it.
 RUN mkdir -p /opt/airflow/data /opt/airflow/auth /opt/airflow/source \
     && chmod -R g+rwX /opt/airflow/data /opt/airflow/auth /opt/airflow/source
 
-# include/ and scripts/ import as packages from /opt/airflow; plugins/ is on sys.path through Airflow.
+# include/, scripts/ and serving/ import as packages from /opt/airflow; plugins/ is on sys.path
+# through Airflow.
 ENV PYTHONPATH=/opt/airflow \
     PIPELINE_STORAGE_ROOT=/opt/airflow/data

@@ -2,7 +2,7 @@
 PYTHON_BOOTSTRAP ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STACK := $(PY) -m scripts.local_stack
+STACK := $(PY) -m scripts.stack
 
 .PHONY: install demo up down publish status up-celery down-celery env test lint airflow
 

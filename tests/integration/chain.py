@@ -6,28 +6,39 @@ import email
 import email.policy
 import email.utils
 import json
-import time
+import os
+from collections.abc import Collection
 from datetime import datetime
 from email.message import EmailMessage
+from pathlib import Path
 
 import httpx
 
-from scripts.local_stack import LocalStack
+from scripts.stack.launcher import LocalStack
+from scripts.stack.rest import STAGES
 
-STAGES = ("ingest", "etl", "train_validate", "deploy", "monitor")
 RECIPIENT = "ml-team@example.com"  # config/variables.json
+# The runs data or people cause; etl's and monitor's timetables also create "scheduled" runs.
+REACTIONS = ("asset_triggered", "manual")
 
 
 def events_since(stack: LocalStack, asset: str, since: datetime) -> list[dict]:
-    return [e for e in stack.asset_events(asset) if datetime.fromisoformat(e["timestamp"]) >= since]
+    return [e for e in stack.rest.asset_events(asset) if datetime.fromisoformat(e["timestamp"]) >= since]
 
 
-def runs_since(stack: LocalStack, dag_id: str, since: datetime) -> list[dict]:
-    return [r for r in stack.dag_runs(dag_id) if datetime.fromisoformat(r["run_after"]) >= since]
+def runs_since(
+    stack: LocalStack, dag_id: str, since: datetime, run_types: Collection[str] = REACTIONS
+) -> list[dict]:
+    """Runs of ``dag_id`` of one of ``run_types`` queued after ``since``, newest first."""
+    return [
+        r
+        for r in stack.rest.dag_runs(dag_id)
+        if r["run_type"] in run_types and datetime.fromisoformat(r["run_after"]) >= since
+    ]
 
 
 def task_states(stack: LocalStack, dag_id: str, run_id: str) -> dict[str, str]:
-    return {ti["task_id"]: ti["state"] for ti in stack.task_instances(dag_id, run_id)}
+    return {ti["task_id"]: ti["state"] for ti in stack.rest.task_instances(dag_id, run_id)}
 
 
 def mails_since(stack: LocalStack, since: datetime) -> list[EmailMessage]:
@@ -42,28 +53,29 @@ def mail_with_subject(stack: LocalStack, since: datetime, text: str) -> EmailMes
 
 
 def production(stack: LocalStack) -> dict | None:
-    path = stack.home / "data" / "models" / "production.json"
+    path = stack.config.home / "data" / "models" / "production.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
 def finished_run(stack: LocalStack, dag_id: str, since: datetime) -> dict | None:
-    """The newest run of ``dag_id`` queued after ``since``, once it has finished."""
-    runs = runs_since(stack, dag_id, since)
+    """The newest asset-triggered run of ``dag_id`` queued after ``since``, once it has finished."""
+    runs = runs_since(stack, dag_id, since, run_types=("asset_triggered",))
     return runs[0] if runs and runs[0]["state"] in ("success", "failed") else None
 
 
 def wait_until_idle(stack: LocalStack, wait_for) -> None:
-    """Wait until no stage after ingest has a run queued or running (earlier data has been handled)."""
+    """Wait until no stage after ingest has an asset-triggered or manual run queued or running, nor
+    asset events queued for a run not created yet: earlier data has been handled."""
 
-    def idle() -> bool:
-        return not any(
-            run["state"] in ("queued", "running")
-            for dag_id in STAGES[1:]
-            for run in stack.dag_runs(dag_id)[:3]
+    def busy(dag_id: str) -> bool:
+        runs = stack.rest.dag_runs(dag_id)
+        return bool(stack.rest.queued_asset_events(dag_id)) or any(
+            run["state"] in ("queued", "running") and run["run_type"] in REACTIONS for run in runs
         )
 
-    wait_for(idle, 180, "the pipeline to finish handling earlier data")
-    time.sleep(3)  # a consumer run is created a moment after its asset event
+    def idle() -> bool:
+        return not any(busy(dag_id) for dag_id in STAGES[1:])
+
     wait_for(idle, 180, "the pipeline to finish handling earlier data")
 
 
@@ -73,7 +85,7 @@ def body(message: EmailMessage) -> str:
 
 def wait_for_run(stack: LocalStack, wait_for, dag_id: str, run_id: str) -> dict:
     def finished():
-        run = stack.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        run = stack.rest.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
         return run if run["state"] in ("success", "failed") else None
 
     run = wait_for(finished, 120, f"{dag_id} run {run_id}")
@@ -83,4 +95,18 @@ def wait_for_run(stack: LocalStack, wait_for, dag_id: str, run_id: str) -> dict:
 
 def served_version(stack: LocalStack) -> str | None:
     """The model version the stack's model server answers with."""
-    return httpx.get(f"http://127.0.0.1:{stack.model_server_port}/health", timeout=10).json()["version"]
+    return httpx.get(f"{stack.config.model_server_url}/health", timeout=10).json()["version"]
+
+
+def leftover_processes(stack: LocalStack) -> list[int]:
+    """Processes whose environment points at this stack's AIRFLOW_HOME (none once it is stopped)."""
+    marker = f"AIRFLOW_HOME={stack.config.home}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                if marker in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found

@@ -16,10 +16,13 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from scripts.local_stack import CeleryStack, free_port
+from scripts.stack.config import CeleryConfig
+from scripts.stack.launcher import LocalStack
+from scripts.stack.supervisor import free_port
 from tests.integration.chain import (
     events_since,
     finished_run,
+    leftover_processes,
     production,
     served_version,
     task_states,
@@ -28,9 +31,9 @@ from tests.integration.chain import (
 
 
 @pytest.fixture(scope="module")
-def celery_stack(tmp_path_factory) -> CeleryStack:
+def celery_stack(tmp_path_factory) -> LocalStack:
     home = tmp_path_factory.mktemp("celery-stack")
-    stack = CeleryStack(
+    config = CeleryConfig(
         home,
         database=f"mlpipe_test_{uuid.uuid4().hex[:8]}",
         redis_db=random.randint(1, 15),  # not the broker database of a `make up-celery` stack
@@ -41,17 +44,19 @@ def celery_stack(tmp_path_factory) -> CeleryStack:
         flower_port=free_port(),
         model_server_port=free_port(),
     )
+    stack = LocalStack(config)
     try:
         stack.start()
         yield stack
     finally:
-        stack.stop()
-        stack.drop_database()
+        stopped = stack.stop()
+        config.drop_database()
+    assert not leftover_processes(stack), f"processes of the stack outlived `stop()` of {stopped}"
 
 
-def executed_by_worker(stack: CeleryStack, dag_id: str, run_id: str) -> set[str]:
+def executed_by_worker(stack: LocalStack, dag_id: str, run_id: str) -> set[str]:
     """Task ids of the run that the Celery worker says it executed."""
-    log = (stack.log_dir / "celery-worker.log").read_text()
+    log = (stack.config.log_dir / "celery-worker.log").read_text()
     return {
         task_id
         for task_id in task_states(stack, dag_id, run_id)
@@ -59,12 +64,12 @@ def executed_by_worker(stack: CeleryStack, dag_id: str, run_id: str) -> set[str]
     }
 
 
-def test_data_arrival_reaches_production_on_celery(celery_stack: CeleryStack, wait_for):
+def test_data_arrival_reaches_production_on_celery(celery_stack: LocalStack, wait_for):
     stack = celery_stack
-    assert httpx.get(f"{stack.flower_url}/healthcheck", timeout=10).status_code == 200
+    assert httpx.get(f"{stack.config.flower_url}/healthcheck", timeout=10).status_code == 200
 
     def sensor_deferred() -> bool:
-        runs = stack.dag_runs("ingest")
+        runs = stack.rest.dag_runs("ingest")
         return (
             bool(runs)
             and task_states(stack, "ingest", runs[0]["dag_run_id"]).get("wait_for_new_data") == "deferred"
@@ -96,7 +101,7 @@ def test_data_arrival_reaches_production_on_celery(celery_stack: CeleryStack, wa
     assert landed["extra"]["rows"] == 120
 
 
-def test_bad_batch_is_quarantined_on_celery(celery_stack: CeleryStack, wait_for):
+def test_bad_batch_is_quarantined_on_celery(celery_stack: LocalStack, wait_for):
     stack = celery_stack
     wait_until_idle(stack, wait_for)
     in_production = production(stack)
@@ -106,7 +111,7 @@ def test_bad_batch_is_quarantined_on_celery(celery_stack: CeleryStack, wait_for)
     run = wait_for(lambda: finished_run(stack, "etl", since), 180, "etl to handle the bad batch")
     assert task_states(stack, "etl", run["dag_run_id"])["alert_quarantined"] == "success"
     [raw] = events_since(stack, "raw_batches", since)
-    reason = stack.home / "data" / "quarantine" / f"{raw['extra']['batch_id']}.reason.json"
+    reason = stack.config.home / "data" / "quarantine" / f"{raw['extra']['batch_id']}.reason.json"
     assert {"dtype", "range", "labels"} <= {
         c["check"] for c in json.loads(reason.read_text())["failed_checks"]
     }

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import time
 
-from scripts.local_stack import LocalStack
+from scripts.stack.launcher import LocalStack
 
 
 def current_sensor(stack: LocalStack) -> tuple[str, str | None]:
     """(run id, state of wait_for_new_data) of the newest ingest run."""
-    run_id = stack.dag_runs("ingest")[0]["dag_run_id"]
-    states = {ti["task_id"]: ti["state"] for ti in stack.task_instances("ingest", run_id)}
+    run_id = stack.rest.dag_runs("ingest")[0]["dag_run_id"]
+    states = {ti["task_id"]: ti["state"] for ti in stack.rest.task_instances("ingest", run_id)}
     return run_id, states.get("wait_for_new_data")
 
 
 def sensor_deferred(stack: LocalStack) -> str | None:
     """The run id whose sensor is deferred, if the newest run's is."""
-    if not stack.dag_runs("ingest"):
+    if not stack.rest.dag_runs("ingest"):
         return None
     run_id, state = current_sensor(stack)
     return run_id if state == "deferred" else None
@@ -26,25 +26,27 @@ def test_new_batch_lands_by_itself(stack: LocalStack, wait_for):
     wait_for(lambda: sensor_deferred(stack), 90, "the ingest sensor to be deferred")
     stack.publish(seed=1)
 
-    event = wait_for(lambda: next(iter(stack.asset_events("raw_batches")), None), 90, "a raw_batches event")
+    event = wait_for(
+        lambda: next(iter(stack.rest.asset_events("raw_batches")), None), 90, "a raw_batches event"
+    )
     assert (event["source_dag_id"], event["source_task_id"]) == ("ingest", "land_batch")
     extra = event["extra"]
     assert extra["rows"] == 120
     assert len(extra["sha256"]) == 64
     assert extra["batch_id"].endswith(extra["sha256"][:8])
-    assert extra["source"]["url"] == stack.crawl_url
+    assert extra["source"]["url"] == stack.config.crawl_url
     assert extra["source"]["etag"]
-    run = next(r for r in stack.dag_runs("ingest") if r["dag_run_id"] == event["source_run_id"])
+    run = next(r for r in stack.rest.dag_runs("ingest") if r["dag_run_id"] == event["source_run_id"])
     assert run["run_type"] == "scheduled", "ingest must start by itself, not by hand"
-    assert (stack.home / "data" / "raw" / "batches" / f"{extra['batch_id']}.parquet").is_file()
+    assert (stack.config.home / "data" / "raw" / "batches" / f"{extra['batch_id']}.parquet").is_file()
 
 
 def test_same_content_lands_nothing_new(stack: LocalStack, wait_for):
     waiting_run = wait_for(lambda: sensor_deferred(stack), 60, "the ingest sensor to wait again")
-    events_before = len(stack.asset_events("raw_batches"))
+    events_before = len(stack.rest.asset_events("raw_batches"))
 
     stack.publish(seed=1)  # byte-identical to the batch above, with a new modification time
     time.sleep(12)  # four polls of the trigger
 
     assert current_sensor(stack) == (waiting_run, "deferred"), "the sensor fired on unchanged content"
-    assert len(stack.asset_events("raw_batches")) == events_before
+    assert len(stack.rest.asset_events("raw_batches")) == events_before

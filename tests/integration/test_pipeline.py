@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from include.ingest import Download, land
-from scripts.local_stack import LocalStack
 from scripts.publish import make_batch
+from scripts.stack.launcher import LocalStack
 from tests.integration.chain import (
     RECIPIENT,
     STAGES,
@@ -38,7 +37,7 @@ def happy(stack: LocalStack, wait_for) -> dict:
     """Publish one good batch and wait for the chain to end with monitor; return what happened."""
     # The batch landed by test_ingest already put a model in production. Two good Iris models tie or
     # differ by a row on 30 held-out rows, so let any candidate that passes the threshold through.
-    stack.set_variable("deploy_margin", "1")
+    stack.rest.set_variable("deploy_margin", "1")
     wait_until_idle(stack, wait_for)
     since = datetime.now(UTC)
     stack.publish(seed=11)
@@ -62,7 +61,7 @@ def happy(stack: LocalStack, wait_for) -> dict:
 def test_happy_path_reaches_production_by_itself(stack: LocalStack, happy, wait_for):
     since = happy["since"]
     batch_id = happy["batch_id"]
-    [raw] = [e for e in stack.asset_events("raw_batches") if e["extra"]["batch_id"] == batch_id]
+    [raw] = [e for e in stack.rest.asset_events("raw_batches") if e["extra"]["batch_id"] == batch_id]
     [features] = events_since(stack, "features", since)
     assert features["extra"]["batch_ids"] == [batch_id]
     assert features["extra"]["rows"] == raw["extra"]["rows"]
@@ -82,7 +81,7 @@ def test_happy_path_reaches_production_by_itself(stack: LocalStack, happy, wait_
     assert happy["monitor_run"]["state"] == "success"
     assert task_states(stack, "monitor", happy["monitor_run"]["dag_run_id"])["alert_unhealthy"] == "skipped"
 
-    version_dir = stack.home / "data" / "models" / "versions" / promoted["version"]
+    version_dir = stack.config.home / "data" / "models" / "versions" / promoted["version"]
     metadata = json.loads((version_dir / "metadata.json").read_text())
     assert metadata["batch_ids"] == [batch_id]
     assert {"model_sha256", "feature_hash", "libraries", "params", "threshold"} <= set(metadata)
@@ -94,7 +93,7 @@ def test_happy_path_reaches_production_by_itself(stack: LocalStack, happy, wait_
 
 
 def test_assets_view_shows_producers_consumers_and_metadata(stack: LocalStack, happy):
-    assets = {a["name"]: a for a in stack.get("/api/v2/assets", limit=100)["assets"]}
+    assets = {a["name"]: a for a in stack.rest.get("/api/v2/assets", limit=100)["assets"]}
     graph = {
         "raw_batches": ("ingest", "etl"),
         "features": ("etl", "train_validate"),
@@ -105,7 +104,7 @@ def test_assets_view_shows_producers_consumers_and_metadata(stack: LocalStack, h
         asset = assets[name]
         assert producer in {t["dag_id"] for t in asset["producing_tasks"]}, name
         assert consumer in {d["dag_id"] for d in asset["scheduled_dags"]}, name
-        assert asset["uri"].startswith((stack.home / "data").as_uri())
+        assert asset["uri"].startswith((stack.config.home / "data").as_uri())
     # Each event names the run it started: the lineage the Assets view draws.
     [candidate] = events_since(stack, "model_candidate", happy["since"])
     assert [r["dag_id"] for r in candidate["created_dagruns"]] == ["deploy"]
@@ -125,15 +124,15 @@ def test_bad_batch_is_quarantined_with_an_alert(stack: LocalStack, happy, wait_f
     assert states["alert_quarantined"] == "success"
     [raw] = events_since(stack, "raw_batches", since)
     batch_id = raw["extra"]["batch_id"]
-    reason = json.loads((stack.home / "data" / "quarantine" / f"{batch_id}.reason.json").read_text())
+    reason = json.loads((stack.config.home / "data" / "quarantine" / f"{batch_id}.reason.json").read_text())
     failed = {check["check"] for check in reason["failed_checks"]}
     assert {"dtype", "range", "labels"} <= failed
-    assert not (stack.home / "data" / "raw" / "batches" / f"{batch_id}.parquet").exists()
+    assert not (stack.config.home / "data" / "raw" / "batches" / f"{batch_id}.parquet").exists()
 
     mail = wait_for(lambda: mail_with_subject(stack, since, "quarantined"), 30, "the quarantine alert")
     assert batch_id in mail["Subject"]
     assert all(check in body(mail) for check in failed)
-    time.sleep(5)  # a train_validate run would have been queued by now
+    wait_until_idle(stack, wait_for)  # a train_validate run would have been queued by now
     assert events_since(stack, "features", since) == []
     assert runs_since(stack, "train_validate", since) == []
     assert production(stack) == in_production
@@ -153,14 +152,16 @@ def test_batch_below_threshold_sends_retrain_alert(stack: LocalStack, happy, wai
     assert events_since(stack, "model_candidate", since) == []
     assert runs_since(stack, "deploy", since) == []
     assert production(stack) == in_production
-    assert not list((stack.home / "data" / "models" / "staging").glob("*")), "the rejected model was kept"
+    assert not list((stack.config.home / "data" / "models" / "staging").glob("*")), (
+        "the rejected model was kept"
+    )
 
 
 def test_manual_etl_rerun_over_a_chosen_batch(stack: LocalStack, happy, wait_for):
     batch_id = happy["batch_id"]
     wait_until_idle(stack, wait_for)
     since = datetime.now(UTC)
-    run = stack.trigger("etl", {"batch_ids": [batch_id]})
+    run = stack.rest.trigger("etl", {"batch_ids": [batch_id]})
     wait_for_run(stack, wait_for, "etl", run["dag_run_id"])
     [event] = events_since(stack, "features", since)
     assert event["extra"]["batch_ids"] == [batch_id]
@@ -173,13 +174,13 @@ def test_backfill_of_etl_processes_the_batches_landed_in_its_interval(stack: Loc
     content = make_batch("good", rows=60, seed=31).to_csv(index=False).encode()
     download = Download(content, hashlib.sha256(content).hexdigest(), etag=None, last_modified=None)
     manifest = land(
-        (stack.home / "data").as_uri(), download, source_url="an earlier export", now=two_days_ago
+        (stack.config.home / "data").as_uri(), download, source_url="an earlier export", now=two_days_ago
     )
     wait_until_idle(stack, wait_for)
     since = datetime.now(UTC)
     day = (two_days_ago + timedelta(days=1)).date().isoformat()
 
-    stack.airflow(
+    stack.config.airflow(
         "backfill",
         "create",
         "--dag-id",
@@ -196,7 +197,7 @@ def test_backfill_of_etl_processes_the_batches_landed_in_its_interval(stack: Loc
         lambda: next(iter(events_since(stack, "features", since)), None), 120, "a features event"
     )
     assert event["extra"]["batch_ids"] == [manifest["batch_id"]]
-    run = stack.get(f"/api/v2/dags/etl/dagRuns/{event['source_run_id']}")
+    run = stack.rest.get(f"/api/v2/dags/etl/dagRuns/{event['source_run_id']}")
     assert run["run_type"] == "backfill"
 
 
@@ -205,14 +206,21 @@ def test_candidate_not_better_than_production_is_kept_out_then_deployed_and_roll
 ):
     first = happy["promoted"]["extra"]["version"]
     batch_id = happy["batch_id"]
-    stack.set_variable("deploy_margin", "-1")  # a candidate would have to beat production by 100 points
+    stack.rest.set_variable("deploy_margin", "-1")  # a candidate would have to beat production by 100 points
     wait_until_idle(stack, wait_for)
     since = datetime.now(UTC)
-    trained = stack.trigger("train_validate", {"model_type": "logistic_regression", "batch_ids": [batch_id]})
+    trained = stack.rest.trigger(
+        "train_validate", {"model_type": "logistic_regression", "batch_ids": [batch_id]}
+    )
     wait_for_run(stack, wait_for, "train_validate", trained["dag_run_id"])
-    [candidate] = [
-        e for e in stack.asset_events("model_candidate") if e["source_run_id"] == trained["dag_run_id"]
-    ]
+
+    def candidate_with_its_run() -> list[dict]:
+        """The run's candidate event, once the deploy run it starts exists (a moment after the event)."""
+        events = stack.rest.asset_events("model_candidate")
+        mine = [e for e in events if e["source_run_id"] == trained["dag_run_id"]]
+        return mine if mine and mine[0]["created_dagruns"] else []
+
+    [candidate] = wait_for(candidate_with_its_run, 60, "the deploy run the candidate starts")
     second = candidate["extra"]["version"]
     assert candidate["extra"]["model_type"] == "logistic_regression"
     [auto_deploy] = candidate["created_dagruns"]
@@ -225,20 +233,20 @@ def test_candidate_not_better_than_production_is_kept_out_then_deployed_and_roll
     assert second in mail["Subject"]
     assert "held-out data" in body(mail)
 
-    forward = stack.trigger("deploy", {"version": second})
+    forward = stack.rest.trigger("deploy", {"version": second})
     wait_for_run(stack, wait_for, "deploy", forward["dag_run_id"])
     assert production(stack)["version"] == second
 
-    rollback = stack.trigger("deploy", {"version": first})
+    rollback = stack.rest.trigger("deploy", {"version": first})
     wait_for_run(stack, wait_for, "deploy", rollback["dag_run_id"])
     assert production(stack)["version"] == first
     assert production(stack)["previous_version"] == second
     assert served_version(stack) == first
     [event] = [
-        e for e in stack.asset_events("production_model") if e["source_run_id"] == rollback["dag_run_id"]
+        e for e in stack.rest.asset_events("production_model") if e["source_run_id"] == rollback["dag_run_id"]
     ]
     assert event["extra"]["version"] == first
     assert event["extra"]["reason"] == "requested by hand"
-    versions = stack.home / "data" / "models" / "versions"
+    versions = stack.config.home / "data" / "models" / "versions"
     assert (versions / first / "model.joblib").is_file()
     assert (versions / second / "model.joblib").is_file()

@@ -332,6 +332,8 @@ def test_the_model_server_reads_the_models_deploy_promotes(compose: dict, servic
     connection = json.loads(common_env["AIRFLOW_CONN_MODEL_SERVER"])
     assert connection["host"] == "model-server"
     assert f"--port {connection['port']}" in server["command"]
+    assert server["command"].startswith("python -m serving "), "the model server is the serving package"
+    assert dockerfile()[2].get("/opt/airflow/serving") == "serving", "the image does not contain serving/"
 
 
 def test_ui_ports_are_published(services: dict[str, dict]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from scripts.data_source import DataSource
+from tests.waits import first_line
 
 SCRIPT = Path(__file__).parents[3] / "scripts" / "data_source.py"
 CONTENT = b"sepal_length,species\n5.1,setosa\n"
@@ -221,7 +222,7 @@ def test_command_line(tmp_path):
     )
     try:
         assert (
-            proc.stdout.readline().strip() == f"data source: serving {directory} at http://127.0.0.1:{port}/"
+            first_line(proc.stdout).strip() == f"data source: serving {directory} at http://127.0.0.1:{port}/"
         )
         (directory / "iris.csv").write_bytes(CONTENT)
         response = get(port, "/iris.csv")

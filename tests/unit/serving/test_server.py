@@ -13,35 +13,16 @@ import pytest
 
 from include import registry, storage
 from include.config import DatasetSchema
-from include.features import to_features
-from include.training import TrainingResult, train_and_evaluate
-from scripts.model_server import ModelServer
+from serving.server import ModelServer
 
 # One flower of each species: Iris rows 0, 50 and 100 are setosa, versicolor and virginica.
 SAMPLE = [0, 50, 100]
 
 
-@pytest.fixture(scope="module")
-def result(iris_once: pd.DataFrame, schema: DatasetSchema) -> TrainingResult:
-    return train_and_evaluate(to_features(iris_once, schema), schema, "logistic_regression", {"C": 2.0})
-
-
 @pytest.fixture
-def register(root: str, result: TrainingResult) -> Callable[[], str]:
-    """Register the trained model as a new version and return the version id."""
-
-    def register() -> str:
-        metadata = registry.register_candidate(
-            root,
-            result,
-            threshold=0.8,
-            metric="accuracy",
-            batch_ids=["20261121T161500000000Z-aaaaaaaa"],
-            feature_hash="f" * 64,
-        )
-        return metadata["version"]
-
-    return register
+def register(register_model: Callable[..., dict]) -> Callable[[], str]:
+    """Register a model trained on Iris as a new version and return the version id."""
+    return lambda: register_model()["version"]
 
 
 @pytest.fixture
@@ -96,7 +77,7 @@ def test_without_a_production_model_it_serves_nothing_and_says_why(serve, root, 
 
 def test_serves_the_promoted_version(serve, register, root, iris, schema):
     version = register()
-    registry.promote(root, version)
+    registry.set_production(root, version)
     client = serve()
 
     health = client.get("/health").json()
@@ -118,13 +99,13 @@ def test_serves_the_promoted_version(serve, register, root, iris, schema):
 
 def test_reload_switches_to_the_newly_promoted_version(serve, register, root, iris, schema):
     first = register()
-    registry.promote(root, first)
+    registry.set_production(root, first)
     client = serve()
     first_loaded_at = client.get("/health").json()["loaded_at"]
 
     second = register()
     assert second != first
-    registry.promote(root, second)
+    registry.set_production(root, second)
     # Until told to reload, the server keeps the version it loaded.
     assert client.get("/health").json()["version"] == first
 
@@ -142,12 +123,12 @@ def test_a_tampered_model_is_refused_and_the_previous_one_keeps_serving(
     serve, register, root, tmp_path, iris, schema
 ):
     first = register()
-    registry.promote(root, first)
+    registry.set_production(root, first)
     client = serve()
     before = client.get("/health").json()
 
     second = register()
-    registry.promote(root, second)
+    registry.set_production(root, second)
     path = model_file(tmp_path, second)
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
@@ -168,7 +149,7 @@ def test_a_tampered_model_is_refused_and_the_previous_one_keeps_serving(
 
 
 def test_bad_requests_are_answered_with_400(serve, register, root, iris, schema):
-    registry.promote(root, register())
+    registry.set_production(root, register())
     client = serve()
 
     incomplete = [{k: v for k, v in row.items() if k != "petal_width"} for row in rows(iris, schema, SAMPLE)]
@@ -193,7 +174,7 @@ def test_bad_requests_are_answered_with_400(serve, register, root, iris, schema)
 
 def test_a_json_body_that_is_not_an_object_is_a_bad_request(serve, register, root):
     """A JSON array or string is a bad request that gets an answer, not a dropped connection."""
-    registry.promote(root, register())
+    registry.set_production(root, register())
     client = serve()
 
     for body in (b"[]", b'"rows"'):
@@ -204,7 +185,7 @@ def test_a_json_body_that_is_not_an_object_is_a_bad_request(serve, register, roo
 
 def test_starts_without_a_model_when_production_is_tampered_and_recovers_on_reload(serve, register, root):
     version = register()
-    registry.promote(root, version)
+    registry.set_production(root, version)
     model_file = Path(storage.filesystem(f"{root}/models/versions/{version}/model.joblib")[1])
     original = model_file.read_bytes()
     model_file.write_bytes(original[:-8] + bytes(8))

@@ -1,6 +1,6 @@
 """A small model server: answers predictions with the production model and reloads it on request.
 
-    python -m scripts.model_server --port 8500          # storage root from PIPELINE_STORAGE_ROOT
+    python -m serving --port 8500                  # storage root from PIPELINE_STORAGE_ROOT
 
     GET  /health    {"version": ..., "loaded_at": ...}: the version being served
     POST /predict   {"rows": [{"sepal_length": 5.1, ...}, ...]} -> {"version": ..., "predictions": [...]}
@@ -129,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m serving", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8500)

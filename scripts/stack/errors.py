@@ -1,0 +1,2 @@
+class StackError(RuntimeError):
+    """The stack could not start, or a component died."""

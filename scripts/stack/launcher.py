@@ -1,0 +1,60 @@
+"""The local stack as one object: its settings, its processes and its REST API, put together."""
+
+from __future__ import annotations
+
+import time
+from contextlib import suppress
+from pathlib import Path
+
+import httpx
+
+from scripts.publish import publish
+from scripts.stack.config import ADMIN_USER, REPO, StackConfig
+from scripts.stack.errors import StackError
+from scripts.stack.rest import AirflowRestClient
+from scripts.stack.supervisor import Supervisor
+
+
+class LocalStack:
+    """One deployment on this machine, described by ``config`` (a ``StackConfig``, or a ``CeleryConfig``
+    for the production topology), run by ``supervisor`` and queried through ``rest``."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.supervisor = Supervisor(config.state_file, config.log_dir)
+        self.rest = AirflowRestClient(config.api_url, ADMIN_USER, lambda: config.password)
+
+    def start(self, timeout: float = 180) -> None:
+        """Start every component in the background and wait until the API answers and DAGs are parsed."""
+        self.supervisor.check_can_start(self.config.ports())
+        self.config.init()
+        try:
+            self.supervisor.start(self.config.components(), env=self.config.env, cwd=REPO)
+            self._wait_until_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = set(self.config.components()) - set(self.supervisor.running())
+            if dead:
+                raise StackError(f"{', '.join(sorted(dead))} exited; see {self.config.log_dir}/<name>.log")
+            with suppress(httpx.HTTPError, StackError):
+                if "ingest" in self.rest.stage_dags():
+                    return
+            time.sleep(2)
+        raise StackError(f"the stack was not ready within {timeout:.0f} s; see {self.config.log_dir}")
+
+    def stop(self, grace: float = 20) -> list[str]:
+        """Stop every component this stack started; return their names."""
+        return self.supervisor.stop(grace)
+
+    def publish(self, kind: str = "good", seed: int | None = None) -> Path:
+        """A new batch at the stack's data source."""
+        return publish(self.config.source_dir, kind, seed=seed)
+
+    def mails(self) -> list[Path]:
+        """Every mail the stack's mail sink received, oldest first."""
+        return sorted(self.config.mail_dir.glob("*.eml"))

@@ -1,0 +1,113 @@
+"""Process supervision: every component runs in a session of its own and is stopped by process group,
+so the LocalExecutor's workers and the API server's children go with their parent (``airflow
+standalone`` leaves them behind). The process ids are kept in a state file, so another command can stop
+what an earlier one started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
+from pathlib import Path
+
+from scripts.stack.errors import StackError
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Supervisor:
+    """Starts, lists and stops the processes whose ids ``state_file`` keeps; each component's output
+    goes to ``log_dir/<name>.log``."""
+
+    def __init__(self, state_file: Path, log_dir: Path) -> None:
+        self.state_file = state_file
+        self.log_dir = log_dir
+
+    def _pids(self) -> dict[str, int]:
+        return json.loads(self.state_file.read_text())["pids"] if self.state_file.exists() else {}
+
+    def running(self) -> dict[str, int]:
+        """Components started here whose process is still alive, by name."""
+        alive = {}
+        for name, pid in self._pids().items():
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, 0)
+                alive[name] = pid
+        return alive
+
+    def check_can_start(self, ports: Iterable[int]) -> None:
+        """Refuse to start twice from one state file, or on a port something else listens on."""
+        if self.running():
+            raise StackError(
+                f"a stack is already running from {self.state_file.parent}; stop it first (make down)"
+            )
+        for port in ports:
+            if port_in_use(port):
+                raise StackError(f"port {port} is taken on 127.0.0.1; stop what uses it or pick other ports")
+
+    def start(self, commands: Mapping[str, list[str]], *, env: Mapping[str, str], cwd: Path) -> None:
+        """Start each command in a new session, in the background; on failure stop what did start."""
+        pids: dict[str, int] = {}
+        try:
+            for name, command in commands.items():
+                log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it open)
+                process = subprocess.Popen(
+                    command,
+                    env=env,
+                    cwd=cwd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                pids[name] = process.pid
+                self.state_file.write_text(json.dumps({"pids": pids, "started_at": time.time()}))
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, grace: float = 20) -> list[str]:
+        """Stop every component by process group: SIGTERM, then SIGKILL after ``grace`` seconds.
+        Return the names of the components that had been started."""
+        if not self.state_file.exists():
+            return []
+        pids = self._pids()
+        for pid in pids.values():
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_group_alive(pid) for pid in pids.values()):
+            time.sleep(0.2)
+        for pid in pids.values():
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        self.state_file.unlink()
+        return sorted(pids)
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a process of the group still runs. Zombies do not count: a zombie whose parent died
+    waits for init to reap it, and some container inits never do."""
+    with suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)  # reap the leader if it is our own child
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after its ")".
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(group) == pgid and state != "Z":
+                return True
+    return False

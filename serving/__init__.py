@@ -1,0 +1,1 @@
+"""The model server: predictions of the production model over HTTP, a production service of its own."""

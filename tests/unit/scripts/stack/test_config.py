@@ -1,0 +1,67 @@
+"""The stack's configuration: per-home secrets and the settings every component shares."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from scripts.stack.config import CeleryConfig, StackConfig, private_json
+
+
+@pytest.fixture
+def wide_umask():
+    previous = os.umask(0o002)
+    yield
+    os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("wide_umask")
+def test_secrets_are_made_once_readable_by_the_owner_only(tmp_path: Path):
+    config = StackConfig(tmp_path)
+
+    first = config.secrets()
+
+    assert mode(tmp_path / "secrets.json") == 0o600
+    assert set(first) == {"fernet_key", "jwt_secret", "api_secret_key"}
+    assert StackConfig(tmp_path).secrets() == first
+
+
+@pytest.mark.usefixtures("wide_umask")
+def test_private_json_never_overwrites(tmp_path: Path):
+    path = tmp_path / "passwords.json"
+
+    assert private_json(path, lambda: {"admin": "first"}) == {"admin": "first"}
+    assert private_json(path, lambda: {"admin": "second"}) == {"admin": "first"}
+    assert mode(path) == 0o600
+    assert json.loads(path.read_text()) == {"admin": "first"}
+
+
+def test_every_component_shares_the_home_ports_and_keys(tmp_path: Path):
+    config = StackConfig(tmp_path, api_port=18080, model_server_port=18500, storage_root="/srv/data")
+    env = config.env
+
+    assert env["AIRFLOW_HOME"] == str(tmp_path.resolve())
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
+    assert env["AIRFLOW__CORE__FERNET_KEY"] == config.secrets()["fernet_key"]
+    assert json.loads(env["AIRFLOW_CONN_MODEL_SERVER"])["port"] == 18500
+    assert env["PIPELINE_STORAGE_ROOT"] == "/srv/data"
+    assert config.components()["model-server"][-3:] == ["serving", "--port", "18500"]
+
+
+def test_the_celery_topology_adds_its_executor_broker_and_processes(tmp_path: Path):
+    config = CeleryConfig(tmp_path, database="db1", redis_db=3, flower_port=15555)
+
+    assert config.env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert config.env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6379/3"
+    assert config.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("/db1")
+    assert {"celery-worker", "flower"} <= set(config.components())
+    assert 15555 in config.ports()
+    assert config.storage_root == str(tmp_path.resolve() / "data")
