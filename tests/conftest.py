@@ -27,5 +27,19 @@ os.environ.update(
 )
 
 
+TIERS = ("dags", "unit", "integration", "faults", "ui")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tiers in order, fastest first, so a running stack never shares the machine with the
+    unit tier's timing-sensitive tests: each tier's stack is package-scoped and stops with its tier."""
+
+    def tier(item: pytest.Item) -> int:
+        parts = item.path.relative_to(Path(__file__).parent).parts
+        return TIERS.index(parts[0]) if parts[0] in TIERS else len(TIERS)
+
+    items.sort(key=tier)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)

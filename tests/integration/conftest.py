@@ -1,7 +1,8 @@
 """A real Airflow (scheduler, dag-processor, triggerer, API server) with a data source and mail sink.
 
-One stack serves the whole integration session: starting Airflow costs ~20 s on 2 cores, and the
-scenarios build on each other the way a deployment's history does.
+One stack serves the whole integration tier (package scope: it stops before the next tier starts):
+starting Airflow costs ~20 s on 2 cores, and the scenarios build on each other the way a
+deployment's history does; each scenario reads the state it starts from instead of assuming one.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def wait_for() -> Callable[..., object]:
     return waits.wait_for
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory) -> LocalStack:
     home = tmp_path_factory.mktemp("stack")
     stack = LocalStack(
