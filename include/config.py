@@ -60,7 +60,7 @@ class DatasetSchema:
         missing = [key for key in ("name", "features", "label", "classes") if key not in raw]
         if missing:
             raise ValueError(f"dataset schema is missing key(s): {', '.join(missing)}")
-        features = tuple(FeatureSpec(**spec) for spec in raw["features"])
+        features = tuple(_feature_spec(spec) for spec in raw["features"])
         if not features:
             raise ValueError("dataset schema has no features")
         for spec in features:
@@ -74,6 +74,15 @@ class DatasetSchema:
             label=raw["label"],
             classes=tuple(str(c) for c in raw["classes"]),
         )
+
+
+def _feature_spec(raw: dict) -> FeatureSpec:
+    allowed = {"name", "dtype", "min", "max"}
+    if not isinstance(raw, dict) or "name" not in raw or set(raw) - allowed:
+        raise ValueError(
+            f"feature spec {raw!r} must be an object with a name and only the keys {sorted(allowed)}"
+        )
+    return FeatureSpec(**raw)
 
 
 def load_schema() -> DatasetSchema:
