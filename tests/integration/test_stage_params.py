@@ -51,10 +51,12 @@ def finished(stack: LocalStack, wait_for, dag_id: str, run_id: str) -> dict:
 
 
 @pytest.fixture
-def variables(stack: LocalStack) -> Iterator[dict[str, str]]:
-    """Set Variables for one scenario; each is put back to its value in config/variables.json."""
+def variables(stack: LocalStack, wait_for) -> Iterator[dict[str, str]]:
+    """Set Variables for one scenario; once the runs it caused have ended, each is put back to its
+    value in config/variables.json."""
     changed: dict[str, str] = {}
     yield changed
+    wait_until_idle(stack, wait_for)
     defaults = json.loads((REPO / "config" / "variables.json").read_text())
     for key in changed:
         value = defaults[key]
@@ -76,9 +78,11 @@ def feature_batch(stack: LocalStack) -> str:
     return batch_id
 
 
-@pytest.fixture(scope="module")
-def in_production(stack: LocalStack, feature_batch: str) -> str:
-    """The version in production: whatever an earlier scenario promoted, or one registered here."""
+@pytest.fixture
+def in_production(stack: LocalStack, wait_for, feature_batch: str) -> str:
+    """The version in production once earlier runs have ended: whatever an earlier scenario
+    promoted, or one registered here."""
+    wait_until_idle(stack, wait_for)
     if (pointer := production(stack)) is not None:
         return pointer["version"]
     root, schema = data_root(stack), load_schema()
@@ -142,7 +146,6 @@ def test_monitor_alert_names_each_failed_check_and_keeps_its_report(
     stack: LocalStack, wait_for, in_production, variables
 ):
     set_variables(stack, variables, monitor_drift_threshold="-1")  # any data counts as drifted
-    wait_until_idle(stack, wait_for)
     since = datetime.now(UTC)
 
     run = stack.rest.trigger("monitor")
@@ -175,7 +178,6 @@ def test_deploy_refuses_a_tampered_model_and_keeps_production(
     tampered = registry.register(root, staged["version"])["version"]
     model = stack.config.home / "data" / "models" / "versions" / tampered / "model.joblib"
     model.write_bytes(model.read_bytes() + b"tampered")
-    wait_until_idle(stack, wait_for)
     before = production(stack)
 
     run = stack.rest.trigger("deploy", {"version": tampered})
