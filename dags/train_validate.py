@@ -53,7 +53,7 @@ def train_validate():
         from include.config import storage_root
         from include.training import resolve_config
 
-        with no_retry_on(InvalidIdError):
+        with no_retry_on(InvalidIdError, FileNotFoundError):
             return train_candidate(storage_root(), resolve_config(params, setting))
 
     @task(outlets=[model_candidate])

@@ -1,0 +1,47 @@
+"""One real stack for every fault scenario (they run in file order and build on each other).
+
+The storage root is ``<home>/sandbox/data``, so ``sandbox/`` holds nothing but the root: anything a
+hostile id wrote outside the root would show up there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts.local_stack import LocalStack, free_port
+from tests.faults.support import Saboteur, processes_of
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[LocalStack]:
+    home = tmp_path_factory.mktemp("faults")
+    stack = LocalStack(
+        home,
+        api_port=free_port(),
+        source_port=free_port(),
+        smtp_port=free_port(),
+        log_server_ports=(free_port(), free_port()),
+        model_server_port=free_port(),
+        storage_root=str(home / "sandbox" / "data"),
+    )
+    stack.start(timeout=300)
+    # Two good Iris models tie or differ by a row on 30 held-out rows: let every passing candidate in.
+    stack.set_variable("deploy_margin", "1")
+    yield stack
+    stack.stop()
+    assert not processes_of(home), "processes of the stack outlived `stop()`"
+
+
+@pytest.fixture(scope="session")
+def saboteur(stack: LocalStack) -> Iterator[Saboteur]:
+    saboteur = Saboteur(stack)
+    yield saboteur
+    saboteur.stop_restarted()
+
+
+@pytest.fixture(scope="session")
+def data(stack: LocalStack) -> Path:
+    return Path(stack.storage_root)
