@@ -18,6 +18,7 @@ from tests.faults.support import Saboteur, processes_of
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Iterator[LocalStack]:
     home = tmp_path_factory.mktemp("faults")
+    (home / "sandbox" / "data").mkdir(parents=True)
     stack = LocalStack(
         home,
         api_port=free_port(),

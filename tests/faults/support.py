@@ -47,9 +47,12 @@ class Saboteur:
         return json.loads((self.stack.home / "stack.json").read_text())["pids"][component]
 
     def _check_ours(self, pid: int) -> None:
-        """Refuse to signal a process that does not run with this stack's AIRFLOW_HOME."""
-        marker = f"AIRFLOW_HOME={self.stack.home}".encode()
-        if marker not in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        """Refuse to signal a process outside the sessions of this stack's components (the launcher
+        starts each in a session of its own; a task process's environment is overwritten by its title,
+        its session is not)."""
+        components = json.loads((self.stack.home / "stack.json").read_text())["pids"]
+        sessions = {*components.values(), *self.restarted.values()}
+        if _stat(pid)[3] not in sessions:
             raise RuntimeError(f"process {pid} does not belong to the stack in {self.stack.home}")
 
     def kill(self, component: str, *, group: bool = True) -> tuple[list[str], str]:
@@ -106,12 +109,18 @@ class Saboteur:
         self.restarted.clear()
 
 
+def _stat(pid: int) -> list[int | str]:
+    """State, parent, process group and session of ``pid`` from /proc (``comm`` may hold spaces)."""
+    state, ppid, pgrp, session = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:4]
+    return [state, int(ppid), int(pgrp), int(session)]
+
+
 def _alive(pid: int) -> bool:
     """True while ``pid`` runs (a zombie does not count)."""
     with suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return _stat(pid)[0] != "Z"
     except OSError:
         return False
 
