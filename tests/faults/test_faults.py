@@ -13,6 +13,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from scripts.local_stack import LocalStack, StackError
@@ -212,7 +213,7 @@ def test_model_server_down_during_promotion_keeps_production_what_is_served(
 def _served(stack: LocalStack) -> str | None:
     try:
         return served_version(stack)
-    except OSError:
+    except httpx.HTTPError:  # not listening yet
         return None
 
 
