@@ -18,16 +18,10 @@ from tests.faults.support import Saboteur, processes_of
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Iterator[LocalStack]:
     home = tmp_path_factory.mktemp("faults")
-    (home / "sandbox" / "data").mkdir(parents=True)
-    stack = LocalStack(
-        home,
-        api_port=free_port(),
-        source_port=free_port(),
-        smtp_port=free_port(),
-        log_server_ports=(free_port(), free_port()),
-        model_server_port=free_port(),
-        storage_root=str(home / "sandbox" / "data"),
-    )
+    root = home / "sandbox" / "data"
+    root.mkdir(parents=True)
+    ports = {name: free_port() for name in ("api_port", "source_port", "smtp_port", "model_server_port")}
+    stack = LocalStack(home, **ports, log_server_ports=(free_port(), free_port()), storage_root=str(root))
     stack.start(timeout=300)
     # Two good Iris models tie or differ by a row on 30 held-out rows: let every passing candidate in.
     stack.set_variable("deploy_margin", "1")

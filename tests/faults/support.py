@@ -11,13 +11,13 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import tenacity
 
 from scripts.local_stack import LocalStack
 
@@ -26,12 +26,12 @@ T = TypeVar("T")
 
 def until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
     """Poll ``condition`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_not_result(bool),
+        stop=tenacity.stop_after_delay(timeout),
+        wait=tenacity.wait_fixed(interval),
+        retry_error_callback=lambda _: pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}"),
+    )(condition)
 
 
 class Saboteur:
