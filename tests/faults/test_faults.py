@@ -193,7 +193,7 @@ def test_model_server_down_during_promotion_keeps_production_what_is_served(
     assert pointer(data) == kept, "the pointer must name what the server serves"
     assert not (data / "models" / "promotion.json").exists()
     assert events_since(stack, "production_model", since) == []
-    assert runs_since(stack, "monitor", since) == []
+    assert [r for r in runs_since(stack, "monitor", since) if r["run_type"] == "asset_triggered"] == []
     mail = until(
         lambda: mail_with_subject(stack, since, "Task failed: deploy.promote"), 30, "the failure mail"
     )
