@@ -3,11 +3,12 @@
 
 Runs when `train_validate` publishes `model_candidate`. The candidate is promoted only if it is at
 least as good as the production model on the candidate's own held-out data (the metric the candidate
-was gated on, less the `deploy_margin` Variable). Promotion rewrites `models/production.json`
-atomically; every earlier version stays under `models/versions/`. The `production_model` asset
-event carries the version, the previous version and the metrics; the model server (connection
-`model_server`) is told to reload and must then serve that version; a success e-mail follows. A
-candidate kept out gets an e-mail saying why.
+was gated on, less the `deploy_margin` Variable). `promote` rewrites `models/production.json`
+atomically, tells the model server (connection `model_server`) to reload, and checks that it now
+serves that version; if not, it puts the previous pointer back and fails, so no `production_model`
+event is published and the failure is e-mailed. Every earlier version stays under `models/versions/`.
+The `production_model` asset event carries the version, the previous version and the metrics; a
+success e-mail follows. A candidate kept out gets an e-mail saying why.
 
 Rollback: trigger `deploy` by hand with `version` set to an earlier version; it is promoted as is.
 """
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from include.layout import ID_PATTERN
+from include.layout import ID_PATTERN, InvalidIdError
 from mlpipe.assets import model_candidate, production_model
 from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
-from mlpipe.stages import stage_dag_args
+from mlpipe.stages import no_retry_on, stage_dag_args
+
+RELOAD_TIMEOUT_SECONDS = 30  # the longest the pointer can name a model the server has not confirmed
 
 
 @dag(
@@ -43,11 +46,11 @@ def deploy():
         """Decide on the candidate (or the version asked for); the decision goes to XCom as `decision`."""
         from include import promotion
         from include.config import load_schema, storage_root
-        from include.registry import production_version
 
         root = storage_root()
         if params["version"]:
-            decision = promotion.requested(params["version"], production_version(root))
+            with no_retry_on(InvalidIdError, FileNotFoundError):
+                decision = promotion.requested(root, params["version"])
         else:
             candidate = promotion.newest_candidate(
                 [event.extra for events in triggering_asset_events.values() for event in events]
@@ -60,27 +63,25 @@ def deploy():
 
     @task(outlets=[production_model])
     def promote(decision: dict, *, outlet_events=None) -> dict:
-        from include.config import storage_root
-        from include.registry import production_event
-
-        promoted = production_event(storage_root(), decision["version"], decision["reason"])
-        outlet_events[production_model].extra = promoted
-        return promoted
-
-    @task
-    def reload_model_server(promoted: dict) -> dict:
-        """Make the serving side load the new production model, and check it serves that version."""
+        """Move the pointer and have the model server confirm it serves the version; else undo and fail."""
         from airflow.providers.http.hooks.http import HttpHook
 
-        served = HttpHook(method="POST", http_conn_id="model_server").run("/reload").json()
-        if served["version"] != promoted["version"]:
-            raise RuntimeError(f"the model server serves {served['version']}, not {promoted['version']}")
-        return served
+        from include.config import storage_root
+        from include.promotion import promote_and_confirm
+
+        def reload() -> str:
+            hook = HttpHook(method="POST", http_conn_id="model_server")
+            response = hook.run("/reload", extra_options={"timeout": RELOAD_TIMEOUT_SECONDS})
+            return response.json()["version"]
+
+        promoted = promote_and_confirm(storage_root(), decision["version"], decision["reason"], reload)
+        outlet_events[production_model].extra = promoted
+        return promoted
 
     decide = compare_with_production()
     decision = decide["decision"]
     promoted = promote(decision)
-    reload_model_server(promoted) >> SmtpAlertOperator(
+    SmtpAlertOperator(
         task_id="success_email",
         data=promoted,
         subject="[ml-pipeline] model {{ data.version }} is in production",

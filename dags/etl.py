@@ -20,10 +20,10 @@ from datetime import timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from include.layout import ID_PATTERN
+from include.layout import ID_PATTERN, InvalidIdError
 from mlpipe.assets import features, raw_batches
 from mlpipe.smtp_alert import SmtpAlertOperator
-from mlpipe.stages import stage_dag_args
+from mlpipe.stages import no_retry_on, stage_dag_args
 
 
 @dag(
@@ -60,16 +60,17 @@ def etl():
         from include.batches import select_batches as select
         from include.config import storage_root
 
-        return select(
-            storage_root(),
-            requested=params["batch_ids"],
-            landed_from=params["landed_from"],
-            landed_to=params["landed_to"],
-            announced=[
-                event.extra for events in (triggering_asset_events or {}).values() for event in events
-            ],
-            interval=(data_interval_start, data_interval_end) if data_interval_start else None,
-        )
+        with no_retry_on(InvalidIdError):
+            return select(
+                storage_root(),
+                requested=params["batch_ids"],
+                landed_from=params["landed_from"],
+                landed_to=params["landed_to"],
+                announced=[
+                    event.extra for events in (triggering_asset_events or {}).values() for event in events
+                ],
+                interval=(data_interval_start, data_interval_end) if data_interval_start else None,
+            )
 
     @task
     def validate_batches(batch_ids: list[str]) -> dict:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from include.layout import ID_PATTERN
+from include.layout import ID_PATTERN, InvalidIdError
 from include.settings import MODEL_TYPES
 from mlpipe.assets import features, model_candidate
 from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
-from mlpipe.stages import stage_dag_args
+from mlpipe.stages import no_retry_on, stage_dag_args
 from mlpipe.threshold_branch import ThresholdBranchOperator
 
 
@@ -53,7 +53,8 @@ def train_validate():
         from include.config import storage_root
         from include.training import resolve_config
 
-        return train_candidate(storage_root(), resolve_config(params, setting))
+        with no_retry_on(InvalidIdError, FileNotFoundError):
+            return train_candidate(storage_root(), resolve_config(params, setting))
 
     @task(outlets=[model_candidate])
     def register(trained: dict, *, outlet_events=None) -> str:

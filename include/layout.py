@@ -11,6 +11,7 @@
     models/versions/<version>/            model.joblib, holdout.parquet, reference.parquet, metadata.json
     models/staging/<key>/                 a trained candidate waiting for the quality bar
     models/production.json                the production pointer
+    models/promotion.json                 a promotion not yet confirmed by the model server
     monitor/<checked_at>.json             health reports
 
 Batch ids and model versions have one format, ``<UTC time>-<8 hex digits of a sha256>``
@@ -96,6 +97,11 @@ def staging(root: str, key: str, name: str = "") -> str:
 
 def production_pointer(root: str) -> str:
     return join(root, "models", "production.json")
+
+
+def pending_promotion(root: str) -> str:
+    """Where a promotion keeps the pointer to restore until the model server has confirmed it."""
+    return join(root, "models", "promotion.json")
 
 
 def monitor_report(root: str, stamp: str) -> str:

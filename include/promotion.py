@@ -1,17 +1,27 @@
-"""Champion/challenger: whether a model candidate replaces the production model.
+"""Champion/challenger: whether a model candidate replaces the production model, and the promotion.
 
 The candidate was scored on its own held-out split when it was trained. The production model (the
 champion) is scored on that same split, so both numbers come from the same rows, and the candidate is
 promoted when ``candidate >= champion - margin`` on the metric the candidate was gated on. A tie
 promotes the candidate: it was trained on newer data.
+
+A promotion is confirmed by the serving side or undone (:func:`promote_and_confirm`), so the pointer,
+the ``production_model`` event and the model server name the same model.
 """
 
 from __future__ import annotations
 
-from include import registry
+from collections.abc import Callable
+from contextlib import suppress
+
+from include import layout, registry, storage
 from include.config import DatasetSchema
 from include.layout import check_id
 from include.training import evaluate
+
+
+class ServingError(RuntimeError):
+    """The model server did not confirm that it serves the version just promoted."""
 
 
 def decide(candidate: dict, champion: str | None, champion_scores: dict | None, margin: float) -> dict:
@@ -32,12 +42,14 @@ def decide(candidate: dict, champion: str | None, champion_scores: dict | None, 
     }
 
 
-def requested(version: str, champion: str | None) -> dict:
-    """The decision for a version a person asked for by hand: promoted as is (a rollback if older)."""
+def requested(root: str, version: str) -> dict:
+    """The decision for a version a person asked for by hand: promoted as is (a rollback if older).
+    A malformed or unknown version is refused here, before anything is touched."""
+    registry.version_metadata(root, check_id(version, "model version"))
     return {
-        "version": check_id(version, "model version"),
+        "version": version,
         "promote": True,
-        "champion": champion,
+        "champion": registry.production_version(root),
         "reason": "requested by hand",
     }
 
@@ -58,3 +70,52 @@ def newest_candidate(events: list[dict]) -> dict:
     if not events:
         raise ValueError("no model_candidate event triggered this run, and no version was given")
     return max(events, key=lambda extra: extra["version"])
+
+
+def promote_and_confirm(root: str, version: str, reason: str, reload: Callable[[], str]) -> dict:
+    """Point production at ``version``, have the serving side load it, and return the
+    ``production_model`` event; or, when anything fails, put the previous pointer back and raise.
+
+    ``reload`` asks the model server to load what the pointer names and returns the version it then
+    serves. Between moving the pointer and that answer (the reload's duration) the pointer names a
+    model the server has not confirmed; if the answer is an error or another version, the pointer is
+    restored byte for byte and the server is asked to reload it (best effort).
+
+    Safe to retry, even after a process killed half-way: the pointer to restore is written to
+    ``models/promotion.json`` before the pointer moves and removed once the promotion is confirmed or
+    undone. An attempt that finds it first puts that pointer back (undoing the unconfirmed attempt that
+    left it), so ``previous_version`` and any later rollback name a model that was really served.
+    """
+    journal = layout.pending_promotion(root)
+    if storage.exists(journal):
+        restore = storage.read_json(journal)["restore"]
+        _write_pointer_text(root, restore)
+    else:
+        restore = _pointer_text(root)
+        storage.write_json_atomic(journal, {"version": version, "restore": restore})
+    try:
+        event = registry.production_event(root, version, reason)
+        served = reload()
+        if served != version:
+            raise ServingError(f"the model server serves {served!r} after the reload, not {version!r}")
+    except BaseException:
+        _write_pointer_text(root, restore)
+        with suppress(Exception):
+            reload()
+        storage.remove(journal)
+        raise
+    storage.remove(journal)
+    return event
+
+
+def _pointer_text(root: str) -> str | None:
+    url = layout.production_pointer(root)
+    return storage.read_bytes(url).decode() if storage.exists(url) else None
+
+
+def _write_pointer_text(root: str, text: str | None) -> None:
+    url = layout.production_pointer(root)
+    if text is None:
+        storage.remove(url)
+    else:
+        storage.write_bytes_atomic(url, text.encode())

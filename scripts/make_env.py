@@ -67,7 +67,9 @@ def write_env(example: Path, output: Path, *, force: bool = False) -> None:
         )
     text = render(example.read_text(), uid=os.getuid() if hasattr(os, "getuid") else None)
     tmp = output.with_name(f".{output.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A leftover temporary file may have a wider mode: remove it, and create ours 0600 from the start.
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, output)

@@ -1,9 +1,14 @@
-"""What every stage DAG of the pipeline shares: start date, tags, retries, failure e-mails, templates."""
+"""What every stage DAG of the pipeline shares: start date, tags, retries, failure e-mails, templates,
+and failing at once on a request that no retry can fix."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import TEMPLATES_DIR
 from mlpipe.notifications import failure_notifier
@@ -27,3 +32,14 @@ def stage_dag_args(stage: str, *, retries: int = 1) -> dict[str, Any]:
             "on_failure_callback": failure_notifier(),
         },
     }
+
+
+@contextmanager
+def no_retry_on(*errors: type[BaseException]) -> Iterator[None]:
+    """Turn ``errors`` raised inside into ``AirflowFailException``: the task fails for good at once,
+    with the error's message, instead of retrying what cannot succeed (a malformed or unknown id given
+    as a param). The failure e-mail still goes out."""
+    try:
+        yield
+    except errors as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc

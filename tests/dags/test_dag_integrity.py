@@ -92,7 +92,8 @@ def test_deploy_promotes_only_after_deciding(dagbag):
     deploy = dagbag.dags["deploy"]
     assert deploy.get_task("promote").upstream_task_ids == {"compare_with_production"}
     assert deploy.get_task("kept_out_alert").upstream_task_ids == {"compare_with_production"}
-    assert deploy.get_task("success_email").upstream_task_ids == {"promote", "reload_model_server"}
+    # One task moves the pointer and has the model server confirm it: nothing between them can fail.
+    assert deploy.get_task("success_email").upstream_task_ids == {"promote"}
 
 
 @pytest.mark.parametrize("dag_id", INTENDED)

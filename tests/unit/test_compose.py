@@ -459,3 +459,15 @@ def test_make_env_keeps_an_existing_file_unless_forced(tmp_path: Path) -> None:
     assert env_file.read_text() == "POSTGRES_PASSWORD=mine\n"
     assert make_env(env_file, "--force").returncode == 0
     assert read_env_file(env_file)["POSTGRES_PASSWORD"] != "mine"
+
+
+def test_make_env_never_writes_secrets_into_a_wider_file(tmp_path: Path) -> None:
+    leftover = tmp_path / "..env.tmp"  # an interrupted earlier run's temporary file, world-readable
+    leftover.write_text("stale")
+    leftover.chmod(0o644)
+    output = tmp_path / ".env"
+
+    assert make_env(output).returncode == 0
+
+    assert stat.S_IMODE(output.stat().st_mode) == 0o600
+    assert not leftover.exists()

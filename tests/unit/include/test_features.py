@@ -8,6 +8,7 @@ import pytest
 from include import layout, storage
 from include.config import DatasetSchema, FeatureSpec
 from include.features import (
+    build_features,
     list_feature_batches,
     load_features,
     to_features,
@@ -90,3 +91,29 @@ def test_training_batches_are_the_requested_ones_or_the_newest_window(root, iris
         training_batches(root, [], 0)
     with pytest.raises(ValueError, match="invalid batch id"):
         training_batches(root, ["../b1"], 1)
+
+
+def test_a_retried_build_rewrites_the_same_bytes_and_reports_the_same_hashes(
+    root, tmp_path, land, iris, schema
+):
+    land(B1, iris)
+    land(B2, iris.iloc[:50])
+    first = build_features(root, [B1, B2], schema)
+    stored = {p.name: p.read_bytes() for p in (tmp_path / "features").iterdir()}
+
+    assert build_features(root, [B1, B2], schema) == first
+
+    assert {p.name: p.read_bytes() for p in (tmp_path / "features").iterdir()} == stored
+
+
+def test_a_build_killed_half_way_is_finished_by_the_retry(root, tmp_path, land, iris, schema):
+    land(B1, iris)
+    land(B2, iris.iloc[:50])
+    expected = build_features(root, [B1, B2], schema)
+    # What a build killed while writing B2 leaves: B1 done, B2 only as a temporary file.
+    (tmp_path / "features" / f"{B2}.parquet").unlink()
+    (tmp_path / "features" / ".tmp-0123abcd").write_bytes(b"PAR1 half")
+
+    assert list_feature_batches(root) == [B1]
+    assert build_features(root, [B1, B2], schema) == expected
+    assert list_feature_batches(root) == [B1, B2]

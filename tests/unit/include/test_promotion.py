@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from include import promotion, registry
+from include import layout, promotion, registry, storage
+from include.registry import IntegrityError
 
 CANDIDATE = {
     "version": "20261122T030501123456Z-cccccccc",
@@ -48,20 +51,27 @@ def test_the_metric_compared_is_the_one_the_candidate_was_gated_on():
     assert promotion.decide(candidate, CHAMPION, {"accuracy": 0.1, "f1_macro": 0.6}, 0.0)["promote"] is False
 
 
-def test_a_version_asked_for_by_hand_is_promoted_as_is():
-    decision = promotion.requested(CHAMPION, CANDIDATE["version"])
+def test_a_version_asked_for_by_hand_is_promoted_as_is(root, register_model):
+    older, newer = register_model()["version"], register_model()["version"]
+    registry.set_production(root, newer)
 
-    assert (decision["version"], decision["promote"], decision["reason"]) == (
-        CHAMPION,
-        True,
-        "requested by hand",
-    )
+    decision = promotion.requested(root, older)
+
+    assert decision == {"version": older, "promote": True, "champion": newer, "reason": "requested by hand"}
 
 
-@pytest.mark.parametrize("version", ["../../../../etc", "/etc", "latest"])
-def test_a_hostile_version_is_refused(version):
+@pytest.mark.parametrize(
+    "version", ["../../../../etc", "/etc", "latest", CHAMPION + "\n", CHAMPION + "/../../x"]
+)
+def test_a_hostile_version_is_refused(root, version):
     with pytest.raises(ValueError, match="invalid model version"):
-        promotion.requested(version, None)
+        promotion.requested(root, version)
+
+
+def test_an_unknown_version_is_refused_before_anything_is_touched(root, tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"model version '{CHAMPION}' not found"):
+        promotion.requested(root, CHAMPION)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_newest_of_several_queued_candidates_is_decided_on():
@@ -87,3 +97,130 @@ def test_against_the_registry_both_are_scored_on_the_candidates_holdout(root, sc
     assert decision["champion"] == champion["version"]
     assert decision["champion_score"] == pytest.approx(expected, abs=1e-4)
     assert decision["promote"] is (candidate["metrics"]["accuracy"] >= decision["champion_score"])
+
+
+class FakeServer:
+    """A model server that serves what the pointer names on reload, unless told to fail or lie."""
+
+    def __init__(self, root: str, *, fail: int = 0, serves: str | None = None):
+        self.root, self.fail, self.serves, self.calls = root, fail, serves, 0
+
+    def reload(self) -> str:
+        self.calls += 1
+        if self.calls <= self.fail:
+            raise ConnectionError("connection refused")
+        return self.serves or registry.production_version(self.root)
+
+
+def pointer_bytes(root: str) -> bytes | None:
+    url = layout.production_pointer(root)
+    return storage.read_bytes(url) if storage.exists(url) else None
+
+
+@pytest.fixture
+def in_production(root, register_model) -> tuple[str, str]:
+    """A version in production and a newer registered candidate."""
+    old, new = register_model()["version"], register_model()["version"]
+    registry.set_production(root, old)
+    return old, new
+
+
+def test_a_confirmed_promotion_moves_the_pointer_and_returns_the_event(root, in_production):
+    old, new = in_production
+    server = FakeServer(root)
+
+    event = promotion.promote_and_confirm(root, new, "better", server.reload)
+
+    assert (event["version"], event["previous_version"], event["reason"]) == (new, old, "better")
+    assert registry.production_version(root) == new
+    assert server.calls == 1
+    assert not storage.exists(layout.pending_promotion(root))
+
+
+@pytest.mark.parametrize(
+    ("server", "error"),
+    [
+        (lambda root: FakeServer(root, fail=99), ConnectionError),
+        (lambda root: FakeServer(root, serves=CHAMPION), promotion.ServingError),
+    ],
+    ids=["server-down", "serves-another-version"],
+)
+def test_an_unconfirmed_promotion_restores_the_pointer_exactly_and_raises(root, in_production, server, error):
+    _, new = in_production
+    before = pointer_bytes(root)
+    server = server(root)
+
+    with pytest.raises(error):
+        promotion.promote_and_confirm(root, new, "better", server.reload)
+
+    assert pointer_bytes(root) == before
+    assert server.calls == 2  # the confirmation, then the reload of the restored pointer
+    assert not storage.exists(layout.pending_promotion(root))
+
+
+def test_an_unconfirmed_first_promotion_leaves_no_pointer(root, register_model):
+    version = register_model()["version"]
+
+    with pytest.raises(ConnectionError):
+        promotion.promote_and_confirm(root, version, "first", FakeServer(root, fail=99).reload)
+
+    assert registry.production_version(root) is None
+    assert not storage.exists(layout.pending_promotion(root))
+
+
+def test_a_tampered_candidate_is_not_promoted(root, in_production, tamper):
+    _, new = in_production
+    before = pointer_bytes(root)
+    tamper(layout.model_version(root, new, "model.joblib"))
+
+    with pytest.raises(IntegrityError):
+        promotion.promote_and_confirm(root, new, "better", FakeServer(root).reload)
+
+    assert pointer_bytes(root) == before
+
+
+def test_a_retry_after_a_failed_attempt_promotes(root, in_production):
+    old, new = in_production
+    server = FakeServer(root, fail=2)  # down for the first attempt's confirmation and its best-effort reload
+    with pytest.raises(ConnectionError):
+        promotion.promote_and_confirm(root, new, "better", server.reload)
+
+    event = promotion.promote_and_confirm(root, new, "better", server.reload)
+
+    assert (event["version"], event["previous_version"]) == (new, old)
+    assert registry.production_version(root) == new
+
+
+def leave_a_killed_attempt(root: str, models: Path, version: str) -> None:
+    """Leave what an attempt SIGKILLed while waiting for the reload leaves: its journal and the moved
+    pointer. A kill runs no cleanup, so copy both at that moment and put them back afterwards."""
+    left = {}
+
+    def reload() -> str:
+        if not left:  # the confirmation; the reload after the cleanup would not happen either
+            left.update({path.name: path.read_bytes() for path in models.glob("*.json")})
+        raise ConnectionError("killed")
+
+    with pytest.raises(ConnectionError):
+        promotion.promote_and_confirm(root, version, "killed", reload)
+    for name, data in left.items():
+        (models / name).write_bytes(data)
+
+
+@pytest.mark.parametrize("retry_confirms", [True, False], ids=["retry-confirms", "retry-fails-too"])
+def test_a_retry_after_a_killed_attempt_restores_what_was_really_served(
+    root, tmp_path, in_production, retry_confirms
+):
+    old, new = in_production
+    before = pointer_bytes(root)
+    leave_a_killed_attempt(root, tmp_path / "models", new)
+    assert registry.production_version(root) == new  # unconfirmed, with the journal beside it
+
+    if retry_confirms:
+        event = promotion.promote_and_confirm(root, new, "better", FakeServer(root).reload)
+        assert (event["version"], event["previous_version"]) == (new, old)
+    else:
+        with pytest.raises(ConnectionError):
+            promotion.promote_and_confirm(root, new, "better", FakeServer(root, fail=99).reload)
+        assert pointer_bytes(root) == before  # not the pointer the killed attempt left
+    assert not storage.exists(layout.pending_promotion(root))

@@ -157,3 +157,31 @@ def test_move_creates_the_destination_folder(root, tmp_path):
 
 def test_join_tolerates_a_trailing_slash(root):
     assert layout.join(root + "/", "raw", "x") == layout.join(root, "raw", "x") == f"{root}/raw/x"
+
+
+def test_a_replaced_file_is_on_disk_before_its_name_and_the_name_before_returning(
+    root, tmp_path, monkeypatch
+):
+    """After a power loss the name points at the old bytes or the complete new ones, never at an empty
+    file: the data is fsynced before the rename, and the folder (the rename) before the write returns."""
+    url = layout.join(root, "models", "production.json")
+    storage.write_bytes_atomic(url, b'{"version": "old"}')
+    steps = []
+    real_fsync, real_replace = storage.os.fsync, storage.os.replace
+
+    def fsync(fd):
+        path = Path(f"/proc/self/fd/{fd}").resolve()
+        steps.append(("fsync", "folder" if path.is_dir() else path.read_bytes()))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        steps.append(("replace", Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    monkeypatch.setattr(storage.os, "replace", replace)
+
+    storage.write_bytes_atomic(url, b'{"version": "new"}')
+
+    assert steps == [("fsync", b'{"version": "new"}'), ("replace", "production.json"), ("fsync", "folder")]
+    assert files(tmp_path) == {"models/production.json": b'{"version": "new"}'}

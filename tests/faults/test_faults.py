@@ -1,0 +1,255 @@
+"""Faults and hostile input on a real stack, each scenario asserting what the pipeline kept.
+
+The scenarios run in file order on one stack and build on each other: hostile params are refused
+before anything is touched; the scheduler is killed mid-chain and the chain completes once (the first
+model reaches production); tasks killed during `train` and `register` retry into one version; the
+model server is down during a promotion and production stays what is served; the SMTP server is down
+and the pipeline goes on while its alert tasks fail visibly.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scripts.publish import make_batch
+from scripts.stack.errors import StackError
+from scripts.stack.launcher import LocalStack
+from tests.faults.support import (
+    Saboteur,
+    deploy_run_of,
+    finished,
+    pointer,
+    production_version,
+    snapshot,
+    task_instance,
+    version_folders,
+)
+from tests.integration.chain import (
+    body,
+    events_since,
+    mail_with_subject,
+    mails_since,
+    runs_since,
+    served_version,
+    task_states,
+)
+from tests.waits import wait_for
+
+UNKNOWN = "20991231T235959999999Z-deadbeef"  # well-formed, names nothing
+COMPLETE_VERSION = ["holdout.parquet", "metadata.json", "model.joblib", "reference.parquet"]
+
+
+def feature_batch(data: Path) -> str:
+    return sorted(p.stem for p in (data / "features").glob("*.parquet"))[-1]
+
+
+def train_by_hand(stack: LocalStack, data: Path) -> str:
+    """A train_validate run on the newest feature batch (a new candidate without waiting for ingest)."""
+    return stack.rest.trigger("train_validate", {"batch_ids": [feature_batch(data)]})["dag_run_id"]
+
+
+# -- hostile params ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "conf"),
+    [
+        ("etl", {"batch_ids": ["../../../planted"]}),
+        ("etl", {"batch_ids": ["/etc/passwd"]}),
+        ("train_validate", {"batch_ids": ["../../../planted"]}),
+        ("deploy", {"version": "../../../../etc"}),
+        ("deploy", {"version": "/etc"}),
+    ],
+    ids=["etl-dotdot", "etl-absolute", "train-dotdot", "deploy-dotdot", "deploy-absolute"],
+)
+def test_the_rest_api_refuses_a_malformed_id(stack: LocalStack, data: Path, dag_id, conf):
+    sandbox = data.parent
+    before = snapshot(sandbox, skip="data")
+
+    with pytest.raises(StackError, match=r"HTTP 400.*does not match"):
+        stack.rest.trigger(dag_id, conf)
+
+    assert snapshot(sandbox, skip="data") == before
+
+
+def test_ids_the_api_lets_through_fail_the_first_task_and_touch_nothing(stack: LocalStack, data: Path):
+    """JSON Schema's `$` also matches before a final newline, so an id with one passes the API; the
+    storage layout refuses it. A well-formed id that names nothing fails as clearly."""
+    sandbox = data.parent
+    make_batch("good", rows=30, seed=1).to_parquet(sandbox / "planted.parquet")
+    before = snapshot(sandbox, skip="data")
+    since = datetime.now(UTC)
+    expected = {
+        ("etl", "select_batches", "invalid batch id"): {"batch_ids": [f"{UNKNOWN}\n"]},
+        ("train_validate", "train", f"feature batch '{UNKNOWN}' not found"): {"batch_ids": [UNKNOWN]},
+        ("deploy", "compare_with_production", "invalid model version"): {"version": f"{UNKNOWN}\n"},
+        ("deploy", "compare_with_production", f"model version '{UNKNOWN}' not found"): {"version": UNKNOWN},
+    }
+    runs = {key: stack.rest.trigger(key[0], conf)["dag_run_id"] for key, conf in expected.items()}
+
+    for (dag_id, first_task, message), run_id in runs.items():
+        assert finished(stack, dag_id, run_id)["state"] == "failed"
+        ti = task_instance(stack, dag_id, run_id, first_task)
+        assert (ti["state"], ti["try_number"]) == ("failed", 1), "a bad param is not worth a retry"
+        others = {t: s for t, s in task_states(stack, dag_id, run_id).items() if t != first_task}
+        assert "success" not in others.values(), others
+        mail = wait_for(
+            lambda d=dag_id, r=run_id, t=first_task: next(
+                (m for m in _failure_mails(stack, since, d, t) if r in m["Subject"]), None
+            ),
+            30,
+            f"the failure mail of {dag_id}.{first_task}",
+        )
+        assert message in body(mail).replace("&#39;", "'")
+
+    assert snapshot(sandbox, skip="data") == before
+    assert not (data / "features").exists()
+    assert not (data / "models").exists()
+    for asset in ("features", "model_candidate", "production_model"):
+        assert events_since(stack, asset, since) == []
+
+
+def _failure_mails(stack: LocalStack, since: datetime, dag_id: str, task_id: str) -> list:
+    return [m for m in mails_since(stack, since) if f"Task failed: {dag_id}.{task_id} " in m["Subject"]]
+
+
+# -- scheduler killed -------------------------------------------------------------------------------
+
+
+def test_scheduler_killed_mid_chain_the_chain_completes_once(
+    stack: LocalStack, saboteur: Saboteur, data: Path
+):
+    since = datetime.now(UTC)
+    stack.publish(seed=21)
+    wait_for(
+        lambda: any(r["state"] == "running" for r in runs_since(stack, "etl", since)),
+        120,
+        "etl to run on the new batch",
+    )
+
+    command, cwd = saboteur.kill("scheduler", group=False)  # its executor workers outlive it
+    saboteur.restart("scheduler", command, cwd)
+
+    [event] = wait_for(lambda: events_since(stack, "production_model", since), 180, "a model in production")
+    version = event["extra"]["version"]
+    for dag_id in ("etl", "train_validate", "deploy"):
+        [run] = runs_since(stack, dag_id, since)
+        assert finished(stack, dag_id, run["dag_run_id"])["state"] == "success", dag_id
+    for asset in ("raw_batches", "features", "model_candidate"):
+        assert len(events_since(stack, asset, since)) == 1, asset
+    assert version_folders(data) == {version: COMPLETE_VERSION}
+    assert production_version(data) == version
+    wait_for(lambda: served_version(stack) == version, 30, "the model server to serve it")
+
+
+# -- task processes killed --------------------------------------------------------------------------
+
+
+def test_tasks_killed_during_train_and_register_retry_into_one_version(
+    stack: LocalStack, saboteur: Saboteur, data: Path
+):
+    before = version_folders(data)
+    since = datetime.now(UTC)
+    run_id = train_by_hand(stack, data)
+
+    assert saboteur.kill_task("train_validate", run_id, "train") == 1
+    assert saboteur.kill_task("train_validate", run_id, "register", timeout=120) == 1
+
+    assert finished(stack, "train_validate", run_id)["state"] == "success"
+    for task_id in ("train", "register"):
+        ti = task_instance(stack, "train_validate", run_id, task_id)
+        assert (ti["state"], ti["try_number"]) == ("success", 2), task_id
+    after = version_folders(data)
+    [new] = set(after) - set(before)
+    assert after == {**before, new: COMPLETE_VERSION}, "a partial or second version folder"
+    [candidate] = events_since(stack, "model_candidate", since)
+    assert candidate["extra"]["version"] == new
+    finished(stack, "deploy", deploy_run_of(stack, run_id))
+
+
+# -- model server down ------------------------------------------------------------------------------
+
+
+def test_model_server_down_during_promotion_keeps_production_what_is_served(
+    stack: LocalStack, saboteur: Saboteur, data: Path
+):
+    kept = pointer(data)
+    served = production_version(data)
+    assert served is not None
+    command, cwd = saboteur.kill("model-server")
+    since = datetime.now(UTC)
+
+    run_id = train_by_hand(stack, data)
+    deploy_run = deploy_run_of(stack, run_id)
+
+    assert finished(stack, "deploy", deploy_run)["state"] == "failed"
+    promote = task_instance(stack, "deploy", deploy_run, "promote")
+    assert (promote["state"], promote["try_number"]) == ("failed", 2)
+    assert task_states(stack, "deploy", deploy_run)["success_email"] == "upstream_failed"
+    assert pointer(data) == kept, "the pointer must name what the server serves"
+    assert not (data / "models" / "promotion.json").exists()
+    assert events_since(stack, "production_model", since) == []
+    assert [r for r in runs_since(stack, "monitor", since) if r["run_type"] == "asset_triggered"] == []
+    mail = wait_for(
+        lambda: mail_with_subject(stack, since, "Task failed: deploy.promote"), 30, "the failure mail"
+    )
+    assert "Connection refused" in body(mail) or "connect" in body(mail).lower()
+
+    saboteur.restart("model-server", command, cwd)
+    wait_for(lambda: _served(stack) == served, 60, "the restarted model server to serve the pointer's model")
+
+    since = datetime.now(UTC)
+    run_id = train_by_hand(stack, data)
+    assert finished(stack, "deploy", deploy_run_of(stack, run_id))["state"] == "success"
+    [event] = events_since(stack, "production_model", since)
+    assert event["extra"]["previous_version"] == served
+    assert production_version(data) == event["extra"]["version"] == served_version(stack)
+
+
+def _served(stack: LocalStack) -> str | None:
+    try:
+        return served_version(stack)
+    except httpx.HTTPError:  # not listening yet
+        return None
+
+
+# -- SMTP server down -------------------------------------------------------------------------------
+
+
+def test_smtp_down_the_pipeline_goes_on_and_alert_tasks_fail_visibly(
+    stack: LocalStack, saboteur: Saboteur, data: Path
+):
+    command, cwd = saboteur.kill("smtp-sink")
+    mails = stack.mails()
+    since = datetime.now(UTC)
+
+    stack.publish(kind="bad", seed=31)
+    [bad] = wait_for(lambda: events_since(stack, "raw_batches", since), 60, "the bad batch to land")
+    stack.publish(seed=32)
+    [promoted] = wait_for(
+        lambda: events_since(stack, "production_model", since), 180, "the good batch in production"
+    )
+
+    bad_id = bad["extra"]["batch_id"]
+    reason = json.loads((data / "quarantine" / f"{bad_id}.reason.json").read_text())
+    assert reason["failed_checks"]
+    [etl_run] = next(e for e in stack.rest.asset_events("raw_batches") if e["id"] == bad["id"])[
+        "created_dagruns"
+    ]
+    assert finished(stack, "etl", etl_run["run_id"])["state"] == "failed"
+    alert = task_instance(stack, "etl", etl_run["run_id"], "alert_quarantined")
+    assert (alert["state"], alert["try_number"]) == ("failed", 2)
+
+    deploy_run = promoted["source_run_id"]
+    assert finished(stack, "deploy", deploy_run)["state"] == "failed"
+    states = task_states(stack, "deploy", deploy_run)
+    assert (states["promote"], states["success_email"]) == ("success", "failed")
+    assert production_version(data) == promoted["extra"]["version"]
+    assert stack.mails() == mails
+
+    saboteur.restart("smtp-sink", command, cwd)
