@@ -25,7 +25,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-ID_PATTERN = r"^[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}$"
+# Also a JSON Schema pattern for the DAG params. "(?!\n)": Python's `$` (jsonschema validates with
+# `re.search`) also matches before a trailing newline; JavaScript's (the UI's form) never does.
+ID_PATTERN = r"^[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}$(?!\n)"
 _ID = re.compile(ID_PATTERN)
 REASON_SUFFIX = ".reason.json"
 

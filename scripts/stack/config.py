@@ -205,13 +205,20 @@ class StackConfig:
         return result
 
     def init(self) -> None:
-        """Create the home, its database, the admin login and the Variables (idempotent)."""
+        """Create the home, its database, the admin login and the Variables that are not set yet
+        (idempotent)."""
         for folder in (self.home, self.source_dir, self.mail_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
         private_json(self.passwords_file, lambda: {ADMIN_USER: secrets.token_urlsafe(12)})
         self.airflow("db", "migrate")
-        self.airflow("variables", "import", str(REPO / "config" / "variables.json"))
-        self.airflow("variables", "set", "crawl_url", self.crawl_url)
+        # The defaults, with crawl_url at this stack's data source; a Variable someone changed (in the
+        # UI, say) keeps its value across `make up`.
+        defaults = json.loads((REPO / "config" / "variables.json").read_text()) | {
+            "crawl_url": self.crawl_url
+        }
+        variables = self.home / "variables.json"
+        variables.write_text(json.dumps(defaults, indent=2))
+        self.airflow("variables", "import", "--action-on-existing-key", "skip", str(variables))
 
 
 class CeleryConfig(StackConfig):

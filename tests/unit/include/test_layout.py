@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import jsonschema
 import pytest
 
 from include import layout
@@ -55,3 +56,12 @@ def test_a_malformed_id_never_becomes_a_path(hostile):
     ):
         with pytest.raises(layout.InvalidIdError, match="expected <UTC time>-<8 hex digits>"):
             build()
+
+
+def test_the_param_pattern_refuses_what_the_layout_refuses():
+    """DAG params use ID_PATTERN as a JSON Schema pattern; jsonschema matches it with `re.search`."""
+    validator = jsonschema.Draft202012Validator({"type": "string", "pattern": layout.ID_PATTERN})
+
+    assert validator.is_valid(BATCH)
+    for hostile in ("../../../planted", f"{BATCH}\n", f"x{BATCH}", f"{BATCH}x"):
+        assert not validator.is_valid(hostile), hostile
