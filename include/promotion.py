@@ -17,7 +17,6 @@ from contextlib import suppress
 from include import layout, registry, storage
 from include.config import DatasetSchema
 from include.layout import check_id
-from include.training import evaluate
 
 
 class ServingError(RuntimeError):
@@ -59,6 +58,8 @@ def compare_with_production(root: str, schema: DatasetSchema, candidate: dict, m
     champion = registry.production_version(root)
     scores = None
     if champion is not None:
+        from include.training import evaluate  # scikit-learn: only when there is a champion to score
+
         scores = evaluate(
             registry.load_model(root, champion), registry.load_holdout(root, candidate["version"]), schema
         )
