@@ -10,11 +10,13 @@ import io
 import json
 import os
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
-import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -84,6 +86,8 @@ def write_parquet_atomic(df: pd.DataFrame, url: str, *, overwrite: bool = True) 
 
 
 def read_parquet(url: str) -> pd.DataFrame:
+    import pandas as pd  # here, not at the top: the triggerer and DAG parsing import this module
+
     return pd.read_parquet(io.BytesIO(read_bytes(url)))
 
 
