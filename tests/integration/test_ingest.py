@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from scripts.local_stack import LocalStack
+from tests.integration.chain import events_since
 
 
 def current_sensor(stack: LocalStack) -> tuple[str, str | None]:
@@ -24,9 +26,12 @@ def sensor_deferred(stack: LocalStack) -> str | None:
 
 def test_new_batch_lands_by_itself(stack: LocalStack, wait_for):
     wait_for(lambda: sensor_deferred(stack), 90, "the ingest sensor to be deferred")
+    since = datetime.now(UTC)
     stack.publish(seed=1)
 
-    event = wait_for(lambda: next(iter(stack.asset_events("raw_batches")), None), 90, "a raw_batches event")
+    event = wait_for(
+        lambda: next(iter(events_since(stack, "raw_batches", since)), None), 90, "a raw_batches event"
+    )
     assert (event["source_dag_id"], event["source_task_id"]) == ("ingest", "land_batch")
     extra = event["extra"]
     assert extra["rows"] == 120

@@ -7,14 +7,13 @@ deploy back.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from include.ingest import Download, land
+from include.ingest import Received, land
 from scripts.local_stack import LocalStack
 from scripts.publish import make_batch
 from tests.integration.chain import (
@@ -171,10 +170,8 @@ def test_backfill_of_etl_processes_the_batches_landed_in_its_interval(stack: Loc
     """Backfill replays etl's daily timetable: the run at D 03:00 covers what landed in the day before."""
     two_days_ago = (datetime.now(UTC) - timedelta(days=2)).replace(hour=12, minute=0, second=0, microsecond=0)
     content = make_batch("good", rows=60, seed=31).to_csv(index=False).encode()
-    download = Download(content, hashlib.sha256(content).hexdigest(), etag=None, last_modified=None)
-    manifest = land(
-        (stack.home / "data").as_uri(), download, source_url="an earlier export", now=two_days_ago
-    )
+    received = Received("an earlier export", {}, content)
+    manifest = land((stack.home / "data").as_uri(), received, now=two_days_ago)["manifest"]
     wait_until_idle(stack, wait_for)
     since = datetime.now(UTC)
     day = (two_days_ago + timedelta(days=1)).date().isoformat()
