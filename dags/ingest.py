@@ -6,9 +6,10 @@ watches the `crawl_url` Variable: a single http(s) URL (conditional GETs; fires 
 received before, in any earlier version) or a drop folder (any other fsspec URL; fires with every
 settled file not yet received). Both check the ledger of what was received (`ledger/` under the
 storage root). `land_batch` reads each new item within the `crawl_*` limits and lands it once, oldest
-first, as `raw/batches/<batch_id>.parquet`, publishing one `raw_batches` event per batch with its id,
-row count, sha256 and source. Content that is not a CSV table is kept in `quarantine/` with a reason
-and `alert_quarantined` e-mails it; content received before is recorded as a duplicate and not landed.
+first, as `raw/batches/<batch_id>.parquet`; `publish_batches` publishes one `raw_batches` event listing
+the batches landed (ids, row counts, sha256s, sources), or none when nothing new landed. Content that
+is not a CSV table is kept in `quarantine/` with a reason and `alert_quarantined` e-mails it; content
+received before is recorded as a duplicate and not landed.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 
-from mlpipe.assets import landed_raw_batches, raw_batches
+from mlpipe.assets import raw_batches
 from mlpipe.sensors import NewDataSensor
 from mlpipe.settings import setting
 from mlpipe.stages import alert_quarantined, stage_dag_args
@@ -46,13 +48,13 @@ def ingest():
         retries=0,
     ).output
 
-    @task(outlets=[landed_raw_batches])
-    def land_batch(arrival: dict, *, run_id=None, outlet_events=None) -> dict:
-        """Land every new item, each once, and announce each landed batch with its own event."""
+    @task
+    def land_batch(arrival: dict, *, run_id=None) -> dict:
+        """Land every new item, each once (a retry of this run reports what it already landed)."""
         from include.config import storage_root
         from include.ingest import land_arrival
 
-        report = land_arrival(
+        return land_arrival(
             storage_root(),
             arrival,
             run_id=run_id,
@@ -60,12 +62,19 @@ def ingest():
             max_bytes=setting("crawl_max_bytes"),
             max_columns=setting("crawl_max_columns"),
         )
-        for manifest in report["landed"]:
-            extra = {key: manifest[key] for key in ("batch_id", "rows", "sha256", "source")}
-            outlet_events[landed_raw_batches].add(raw_batches, extra=extra)
-        return report
 
-    alert_quarantined(land_batch(arrival), stage="ingest")
+    @task(outlets=[raw_batches])
+    def publish_batches(report: dict, *, outlet_events=None) -> list[str]:
+        from include.ingest import announcement
+
+        if not report["landed"]:
+            raise AirflowSkipException("nothing new landed; no raw_batches event")
+        outlet_events[raw_batches].extra = announcement(report["landed"])
+        return report["valid"]
+
+    report = land_batch(arrival)
+    publish_batches(report)
+    alert_quarantined(report, stage="ingest")
 
 
 ingest()

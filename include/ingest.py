@@ -189,6 +189,18 @@ def land_arrival(
     return report
 
 
+def announcement(landed: list[dict]) -> dict:
+    """The ``raw_batches`` event metadata for the manifests ``landed`` by one run: one event lists them
+    all (Airflow 3.3 links only the first of several events one task emits to the consumer's run)."""
+    return {
+        "batch_ids": [manifest["batch_id"] for manifest in landed],
+        "rows": sum(manifest["rows"] for manifest in landed),
+        "batches": [
+            {key: manifest[key] for key in ("batch_id", "rows", "sha256", "source")} for manifest in landed
+        ],
+    }
+
+
 def known_fingerprint(root: str, source_url: str) -> dict | None:
     """What a single-URL watcher sends in its conditional GETs: the validators last seen at
     ``source_url`` (None for a drop folder, or before anything was seen there)."""

@@ -7,7 +7,7 @@ every DAG file imports this one, and the dag-processor parses DAG files every fe
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, AssetAlias
+from airflow.sdk import Asset
 
 from include import layout
 from include.config import storage_root
@@ -26,9 +26,6 @@ features = Asset(
     group="data",
     extra={"format": "parquet", "written_by": "etl"},
 )
-# ingest's outlet: a task with a plain Asset outlet publishes one event; through an alias it publishes
-# one `raw_batches` event per batch it landed (and none when it landed nothing).
-landed_raw_batches = AssetAlias(name="landed_raw_batches", group="data")
 model_candidate = Asset(
     name="model_candidate",
     uri=layout.model_versions(_ROOT),

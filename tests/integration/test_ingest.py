@@ -32,8 +32,10 @@ def test_new_batch_lands_by_itself(stack: LocalStack, wait_for):
     event = wait_for(
         lambda: next(iter(events_since(stack, "raw_batches", since)), None), 90, "a raw_batches event"
     )
-    assert (event["source_dag_id"], event["source_task_id"]) == ("ingest", "land_batch")
-    extra = event["extra"]
+    assert (event["source_dag_id"], event["source_task_id"]) == ("ingest", "publish_batches")
+    assert event["extra"]["rows"] == 120
+    [extra] = event["extra"]["batches"]
+    assert event["extra"]["batch_ids"] == [extra["batch_id"]]
     assert extra["rows"] == 120
     assert len(extra["sha256"]) == 64
     assert extra["batch_id"].endswith(extra["sha256"][:8])

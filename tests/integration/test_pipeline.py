@@ -52,7 +52,7 @@ def happy(stack: LocalStack, wait_for) -> dict:
     [landed] = events_since(stack, "raw_batches", since)
     return {
         "since": since,
-        "batch_id": landed["extra"]["batch_id"],
+        "batch_id": landed["extra"]["batch_ids"][0],
         "promoted": event,
         "monitor_run": monitor_run,
     }
@@ -61,7 +61,7 @@ def happy(stack: LocalStack, wait_for) -> dict:
 def test_happy_path_reaches_production_by_itself(stack: LocalStack, happy, wait_for):
     since = happy["since"]
     batch_id = happy["batch_id"]
-    [raw] = [e for e in stack.asset_events("raw_batches") if e["extra"]["batch_id"] == batch_id]
+    [raw] = [e for e in stack.asset_events("raw_batches") if e["extra"]["batch_ids"] == [batch_id]]
     [features] = events_since(stack, "features", since)
     assert features["extra"]["batch_ids"] == [batch_id]
     assert features["extra"]["rows"] == raw["extra"]["rows"]
@@ -123,7 +123,7 @@ def test_bad_batch_is_quarantined_with_an_alert(stack: LocalStack, happy, wait_f
     assert states["build_features"] == "skipped"
     assert states["alert_quarantined"] == "success"
     [raw] = events_since(stack, "raw_batches", since)
-    batch_id = raw["extra"]["batch_id"]
+    [batch_id] = raw["extra"]["batch_ids"]
     reason = json.loads((stack.home / "data" / "quarantine" / f"{batch_id}.reason.json").read_text())
     failed = {check["check"] for check in reason["failed_checks"]}
     assert {"dtype", "range", "labels"} <= failed

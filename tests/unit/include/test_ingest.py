@@ -22,7 +22,15 @@ import pytest
 
 from include import batches, layout, ledger, storage
 from include.batches import CheckFailure
-from include.ingest import BatchFormatError, Received, known_fingerprint, land, land_arrival, parse_csv
+from include.ingest import (
+    BatchFormatError,
+    Received,
+    announcement,
+    known_fingerprint,
+    land,
+    land_arrival,
+    parse_csv,
+)
 from include.sources import DownloadError, download
 from scripts.data_source import DataSource
 
@@ -555,6 +563,10 @@ def test_land_arrival_lands_each_file_of_a_folder_once_in_order(root, tmp_path, 
     assert batches.list_raw_batches(root) == report["valid"]
     assert [d["batch_id"] for d in report["duplicates"]] == [report["valid"][0]]
     assert report["quarantined"] == []
+    event = announcement(report["landed"])
+    assert event["batch_ids"] == report["valid"]
+    assert event["rows"] == 30
+    assert [b["source"]["url"] for b in event["batches"]] == [item["url"] for item in items[:3]]
 
 
 def test_known_fingerprint_is_nothing_for_a_folder_and_none_before_the_first(root):
