@@ -164,3 +164,9 @@ def test_triggerer_killed_while_the_sensor_waits(stack: LocalStack, drop: Path, 
     assert len(landed_from(stack, since, [path])) == 1
     landed_after = (datetime.fromisoformat(event["timestamp"]) - since).total_seconds()
     print(f"\nafter a triggerer SIGKILL: the dropped file landed {landed_after:.0f} s later")
+
+    dropped = datetime.now(UTC)
+    path = publish(drop, rows=30, seed=3001, drop=True)
+    [event] = wait_for(lambda: landed_from(stack, dropped, [path]), 60, "a file dropped after the restart")
+    latency = (datetime.fromisoformat(event["timestamp"]) - dropped).total_seconds()
+    print(f"one file dropped -> its raw_batches event: {latency:.1f} s")
