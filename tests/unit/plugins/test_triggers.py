@@ -329,3 +329,20 @@ def test_files_over_the_limit_are_not_offered(drop, tmp_path):
     trigger = folder_trigger(drop, tmp_path, max_bytes=10)
     assert first_event(trigger, within=0.4) is None
     assert trigger.polls >= 3
+
+
+def test_a_changed_source_variable_ends_the_wait(drop, tmp_path, monkeypatch):
+    from airflow.sdk import Variable
+
+    values = iter([drop.as_uri() + "/", drop.as_uri() + "/", "http://elsewhere.test/iris.csv"])
+    monkeypatch.setattr(Variable, "get", lambda key, default=None: next(values))
+    trigger = folder_trigger(drop, tmp_path, source_variable="crawl_url")
+
+    event = first_event(trigger)
+
+    assert event.payload == {
+        "url": drop.as_uri() + "/",
+        "items": [],
+        "source_changed": "http://elsewhere.test/iris.csv",
+    }
+    assert trigger.polls == 2
