@@ -22,8 +22,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from include.layout import ID_PATTERN, InvalidIdError
 from mlpipe.assets import features, raw_batches
-from mlpipe.smtp_alert import SmtpAlertOperator
-from mlpipe.stages import no_retry_on, stage_dag_args
+from mlpipe.stages import alert_quarantined, no_retry_on, stage_dag_args
 
 
 @dag(
@@ -79,10 +78,6 @@ def etl():
 
         return validate_and_quarantine(storage_root(), batch_ids, load_schema())
 
-    @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def any_quarantined(report: dict) -> bool:
-        return bool(report["quarantined"])
-
     @task(outlets=[features])
     def build_features(report: dict, *, outlet_events=None) -> list[dict]:
         from include.config import load_schema, storage_root
@@ -100,13 +95,7 @@ def etl():
 
     report = validate_batches(select_batches())
     build_features(report)
-    any_quarantined(report) >> SmtpAlertOperator(
-        task_id="alert_quarantined",
-        data=report,
-        subject="[ml-pipeline] etl quarantined "
-        "{{ data.quarantined | map(attribute='batch_id') | join(', ') }}",
-        html_content="quarantine_alert.html",
-    )
+    alert_quarantined(report, stage="etl")
 
 
 etl()

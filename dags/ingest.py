@@ -2,12 +2,14 @@
 ### ingest: land new data from the source as immutable raw Parquet batches
 
 Always waiting (`@continuous`, one active run). `wait_for_new_data` defers to the triggerer, which
-polls the `crawl_url` Variable with conditional GETs and fires only when the content differs from the
-last batch received (ETag / Last-Modified / sha256). `land_batch` then downloads it with a timeout and
-a size limit and writes `raw/batches/<batch_id>.parquet` atomically, publishing the `raw_batches`
-asset with the batch id, row count, sha256 and source fingerprint. Content that is not CSV is kept in
-`quarantine/` with a reason and the run fails (an e-mail follows); the same content is never landed
-twice.
+watches the `crawl_url` Variable: a single http(s) URL (conditional GETs; fires for content never
+received before, in any earlier version) or a drop folder (any other fsspec URL; fires with every
+settled file not yet received). Both check the ledger of what was received (`ledger/` under the
+storage root). `land_batch` reads each new item within the `crawl_*` limits and lands it once, oldest
+first, as `raw/batches/<batch_id>.parquet`; `publish_batches` publishes one `raw_batches` event listing
+the batches landed (ids, row counts, sha256s, sources), or none when nothing new landed. Content that
+is not a CSV table is kept in `quarantine/` with a reason and `alert_quarantined` e-mails it; content
+received before is recorded as a duplicate and not landed.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import dag, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 
 from mlpipe.assets import raw_batches
 from mlpipe.sensors import NewDataSensor
 from mlpipe.settings import setting
-from mlpipe.stages import stage_dag_args
+from mlpipe.stages import alert_quarantined, stage_dag_args
 
 
 @dag(
@@ -31,40 +33,48 @@ from mlpipe.stages import stage_dag_args
 def ingest():
     @task
     def last_seen_fingerprint() -> dict | None:
-        """The fingerprint of the newest batch received, for the sensor to compare new content with."""
+        """The validators last seen at a single-URL source, for the sensor's conditional GETs."""
         from include.config import storage_root
         from include.ingest import known_fingerprint
 
         return known_fingerprint(storage_root(), setting("crawl_url"))
 
-    new_data = NewDataSensor(
+    arrival = NewDataSensor(
         task_id="wait_for_new_data",
         known_fingerprint=last_seen_fingerprint(),
         poll_interval=3,
         timeout=timedelta(days=1),
         soft_fail=True,  # a day without new data is not a failure: the next run waits again
         retries=0,
-    )
+    ).output
+
+    @task
+    def land_batch(arrival: dict, *, run_id=None) -> dict:
+        """Land every new item, each once (a retry of this run reports what it already landed)."""
+        from include.config import storage_root
+        from include.ingest import land_arrival
+
+        return land_arrival(
+            storage_root(),
+            arrival,
+            run_id=run_id,
+            timeout=setting("crawl_timeout_seconds"),
+            max_bytes=setting("crawl_max_bytes"),
+            max_columns=setting("crawl_max_columns"),
+        )
 
     @task(outlets=[raw_batches])
-    def land_batch(*, outlet_events=None) -> dict:
-        from include.config import storage_root
-        from include.ingest import BatchFormatError, DuplicateBatchError, download, land
+    def publish_batches(report: dict, *, outlet_events=None) -> list[str]:
+        from include.ingest import announcement
 
-        url = setting("crawl_url")
-        batch = download(url, timeout=setting("crawl_timeout_seconds"), max_bytes=setting("crawl_max_bytes"))
-        try:
-            manifest = land(storage_root(), batch, source_url=url)
-        except DuplicateBatchError as exc:
-            raise AirflowSkipException(str(exc)) from exc
-        except BatchFormatError as exc:
-            raise AirflowFailException(str(exc)) from exc
-        outlet_events[raw_batches].extra = {
-            key: manifest[key] for key in ("batch_id", "rows", "sha256", "source")
-        }
-        return manifest
+        if not report["landed"]:
+            raise AirflowSkipException("nothing new landed; no raw_batches event")
+        outlet_events[raw_batches].extra = announcement(report["landed"])
+        return report["valid"]
 
-    new_data >> land_batch()
+    report = land_batch(arrival)
+    publish_batches(report)
+    alert_quarantined(report, stage="ingest")
 
 
 ingest()

@@ -139,7 +139,11 @@ def select_batches(
         return sorted(layout.check_id(batch_id, "batch id") for batch_id in set(requested))
     if landed_from or landed_to:
         return landed_on_days(root, landed_from, landed_to)
-    ids = {extra["batch_id"] for extra in announced if "batch_id" in extra}
+    ids = {
+        batch_id
+        for extra in announced
+        for batch_id in extra.get("batch_ids") or ([extra["batch_id"]] if "batch_id" in extra else [])
+    }
     if ids:
         return sorted(layout.check_id(batch_id, "batch id") for batch_id in ids)
     if interval is not None:

@@ -13,6 +13,9 @@
     models/production.json                the production pointer
     models/promotion.json                 a promotion not yet confirmed by the model server
     monitor/<checked_at>.json             health reports
+    ledger/content/<sha256>.json          what became of each content received (landing, landed, quarantined)
+    ledger/items/<key>.json               each source item seen (URL or file + validators) and its outcome
+    ledger/sources/<key>.json             the newest validators seen at a single-URL source
 
 Batch ids and model versions have one format, ``<UTC time>-<8 hex digits of a sha256>``
 (``20261122T030501123456Z-1a2b3c4d``): they sort by time and cannot name anything outside their folder.
@@ -29,6 +32,7 @@ from datetime import datetime
 # `re.search`) also matches before a trailing newline; JavaScript's (the UI's form) never does.
 ID_PATTERN = r"^[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}$(?!\n)"
 _ID = re.compile(ID_PATTERN)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 REASON_SUFFIX = ".reason.json"
 
 
@@ -108,3 +112,15 @@ def pending_promotion(root: str) -> str:
 
 def monitor_report(root: str, stamp: str) -> str:
     return join(root, "monitor", f"{stamp}.json")
+
+
+def ledger(root: str, kind: str, key: str = "") -> str:
+    """``ledger/<kind>/`` (``content``, ``items`` or ``sources``) or, with ``key`` (a sha256), its entry."""
+    if kind not in ("content", "items", "sources"):
+        raise ValueError(f"no ledger section {kind!r}")
+    folder = join(root, "ledger", kind)
+    if not key:
+        return folder
+    if not _SHA256.fullmatch(key):
+        raise InvalidIdError(f"invalid ledger key {key!r}: expected 64 hex digits")
+    return join(folder, f"{key}.json")

@@ -81,10 +81,12 @@ _SETTINGS = (
         "crawl_url",
         str,
         "http://127.0.0.1:8000/iris.csv",
-        "the CSV source `ingest` watches (the local data source by default)",
+        "the source `ingest` watches: an http(s) URL of one CSV, or a drop folder (any other fsspec URL, "
+        "e.g. `file:///srv/drop/`, `s3://bucket/prefix/`) where each new file is a batch",
     ),
     Setting("crawl_timeout_seconds", float, 30.0, "time limit of one request or download of the source"),
     Setting("crawl_max_bytes", int, 50_000_000, "larger content is neither downloaded nor hashed"),
+    Setting("crawl_max_columns", int, 1000, "a CSV whose header has more columns is quarantined unread"),
     Setting(
         "notification_email",
         str,

@@ -86,7 +86,7 @@ def write_parquet_atomic(df: pd.DataFrame, url: str, *, overwrite: bool = True) 
 
 
 def read_parquet(url: str) -> pd.DataFrame:
-    import pandas as pd  # only where a data frame is read: registry and promotion tasks need none
+    import pandas as pd  # here, not at the top: DAG parsing, the triggerer, register and promote need none
 
     return pd.read_parquet(io.BytesIO(read_bytes(url)))
 

@@ -4,8 +4,10 @@ reads half a file).
     python scripts/publish.py --directory .airflow/source            # a good batch
     python scripts/publish.py --directory .airflow/source --kind bad # fails ETL validation
     python scripts/publish.py --directory .airflow/source --kind shuffled-labels  # fails the threshold
+    python scripts/publish.py --directory /srv/drop --drop   # a new file in a drop-folder source
 
-Each call draws another sample, so the content always changes.
+Each call draws another sample, so the content always changes. ``--drop`` writes a new file
+``iris-<UTC time>-<seed>.csv`` instead of replacing ``iris.csv``: in a drop folder each file is a batch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -60,12 +63,17 @@ def make_batch(kind: str, rows: int, seed: int) -> pd.DataFrame:
     return batch
 
 
-def publish(directory: Path, kind: str = "good", rows: int = 120, seed: int | None = None) -> Path:
-    """Write a batch to ``directory/iris.csv`` atomically and return its path."""
+def publish(
+    directory: Path, kind: str = "good", rows: int = 120, seed: int | None = None, *, drop: bool = False
+) -> Path:
+    """Write a batch to ``directory/iris.csv`` atomically and return its path; with ``drop``, to a new
+    file of its own (for a drop-folder source). The temporary file's name starts with a dot, which a
+    folder source ignores."""
     directory.mkdir(parents=True, exist_ok=True)
     seed = time.time_ns() if seed is None else seed
-    target = directory / FILE_NAME
-    tmp = directory / f".{FILE_NAME}.{os.getpid()}.tmp"
+    name = f"iris-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{seed}.csv" if drop else FILE_NAME
+    target = directory / name
+    tmp = directory / f".{name}.{os.getpid()}.tmp"
     make_batch(kind, rows, seed).to_csv(tmp, index=False)
     os.replace(tmp, target)
     return target
@@ -79,8 +87,9 @@ def main() -> None:
     parser.add_argument("--kind", choices=KINDS, default="good")
     parser.add_argument("--rows", type=int, default=120)
     parser.add_argument("--seed", type=int, help="default: the current time, so every batch differs")
+    parser.add_argument("--drop", action="store_true", help="write a new file (a drop-folder source)")
     args = parser.parse_args()
-    path = publish(args.directory, args.kind, args.rows, args.seed)
+    path = publish(args.directory, args.kind, args.rows, args.seed, drop=args.drop)
     print(f"published a {args.kind} batch of {args.rows} rows at {path}")
 
 

@@ -8,10 +8,12 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow.sdk import XComArg, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.config import TEMPLATES_DIR
 from mlpipe.notifications import failure_notifier
+from mlpipe.smtp_alert import SmtpAlertOperator
 
 START_DATE = datetime(2026, 1, 1)
 
@@ -43,3 +45,21 @@ def no_retry_on(*errors: type[BaseException]) -> Iterator[None]:
         yield
     except errors as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def alert_quarantined(report: XComArg, *, stage: str) -> None:
+    """Mail ``notification_email`` when ``report`` (``{"quarantined": [{"batch_id", "reason_url",
+    "failed_checks"}], "valid": [batch_id]}``) names a quarantined batch: ``any_quarantined``
+    short-circuits ``alert_quarantined`` otherwise. Call inside the stage's ``@dag`` function."""
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def any_quarantined(report: dict) -> bool:
+        return bool(report["quarantined"])
+
+    any_quarantined(report) >> SmtpAlertOperator(
+        task_id="alert_quarantined",
+        data=report,
+        subject=f"[ml-pipeline] {stage} quarantined "
+        "{{ data.quarantined | map(attribute='batch_id') | join(', ') }}",
+        html_content="quarantine_alert.html",
+    )

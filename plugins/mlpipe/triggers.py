@@ -1,61 +1,131 @@
-"""A trigger that waits, on the triggerer, until the content at a URL differs from a known fingerprint."""
+"""Triggers that wait, on the triggerer, for data not yet received: at a single URL or in a drop folder.
+
+Both poll asynchronously (HTTP with httpx, listings and the ledger with fsspec in a thread), so a waiting
+sensor holds no worker slot. Both fire with ``{"url", "items": [{"url", "validators", ...}]}``, the items
+still to be received, and keep polling through errors. With ``source_variable`` set, both also fire
+(with no items and ``source_changed``) once that Variable names another source, so a new ``crawl_url``
+takes effect at the next poll instead of when the old source next changes.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from include import ledger, sources
 
-class NewDataTrigger(BaseTrigger):
-    """
-    Poll ``url`` asynchronously and fire once its content differs from ``known_fingerprint``.
+MAX_FILES_PER_EVENT = 100
 
-    The poll is a conditional GET (``If-None-Match`` / ``If-Modified-Since`` from the fingerprint), so a
-    server that keeps ETags or Last-Modified answers ``304`` and sends no body. Any ``200`` body is
-    hashed and compared with the fingerprint's sha256, so a server without validators, or one that
-    changes its ETag without changing the content, never fires twice for the same content. HTTP
-    errors, timeouts and oversized bodies are logged and polling goes on.
 
-    :param url: the source to watch.
-    :param known_fingerprint: ``{"etag", "last_modified", "sha256"}`` of the content already landed,
-        or None to fire on the first readable content.
-    :param poll_interval: seconds between polls.
-    :param request_timeout: seconds one request may take.
-    :param max_bytes: a larger body is not downloaded or hashed.
-    """
+class _SourceTrigger(BaseTrigger):
+    """What both triggers share: the source, the ledger, the poll loop and the source-change check."""
 
     def __init__(
         self,
         *,
         url: str,
-        known_fingerprint: dict[str, Any] | None = None,
+        storage_root: str | None = None,
         poll_interval: float = 5.0,
-        request_timeout: float = 10.0,
         max_bytes: int = 50_000_000,
+        source_variable: str | None = None,
     ) -> None:
         super().__init__()
         self.url = url
-        self.known_fingerprint = dict(known_fingerprint or {})
+        self.storage_root = storage_root
         self.poll_interval = poll_interval
-        self.request_timeout = request_timeout
         self.max_bytes = max_bytes
+        self.source_variable = source_variable
+        self.polls = 0
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "storage_root": self.storage_root,
+            "poll_interval": self.poll_interval,
+            "max_bytes": self.max_bytes,
+            "source_variable": self.source_variable,
+        }
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "url": self.url,
-                "known_fingerprint": self.known_fingerprint,
-                "poll_interval": self.poll_interval,
-                "request_timeout": self.request_timeout,
-                "max_bytes": self.max_bytes,
-            },
-        )
+        return f"{type(self).__module__}.{type(self).__qualname__}", self._kwargs()
+
+    async def _poll(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def _moved_to(self) -> str | None:
+        """The source ``source_variable`` names now, if it is not ``url`` any more."""
+        if not self.source_variable:
+            return None
+        from airflow.sdk import Variable
+
+        try:
+            current = await asyncio.to_thread(Variable.get, self.source_variable, None)
+        except Exception as exc:  # the check is a convenience: never let it stop the watching
+            self.log.warning("Could not read Variable %s: %r", self.source_variable, exc)
+            return None
+        return current if current and current != self.url else None
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        self.log.info("Watching %s for data not yet received", self.url)
+        while True:
+            if moved := await self._moved_to():
+                self.log.info("%s now names %s instead of %s", self.source_variable, moved, self.url)
+                yield TriggerEvent({"url": self.url, "items": [], "source_changed": moved})
+                return
+            self.polls += 1
+            try:
+                items = await self._poll()
+            except (sources.DownloadError, OSError) as exc:
+                self.log.warning("Polling %s failed: %s; polling on", self.url, exc)
+                items = []
+            if items:
+                self.log.info("New at %s: %s", self.url, [item["url"] for item in items])
+                yield TriggerEvent({"url": self.url, "items": items})
+                return
+            await asyncio.sleep(self.poll_interval)
+
+
+class NewDataTrigger(_SourceTrigger):
+    """
+    Poll the single URL ``url`` and fire once it serves content not received before.
+
+    Each poll is a conditional GET (``If-None-Match`` / ``If-Modified-Since`` from ``known_fingerprint``),
+    so a server that keeps ETags or Last-Modified answers ``304`` and sends no body. A ``200`` body is
+    hashed as it streams (the whole exchange within ``request_timeout``, at most ``max_bytes``, redirects
+    only to the same scheme and host). Content equal to the fingerprint's sha256, or received before
+    according to the ledger under ``storage_root`` (any earlier version: content reverted to A after B),
+    does not fire; a reverted version is recorded there as a duplicate and its validators are used for
+    the next polls, so it is not downloaded again. HTTP errors and timeouts are logged and polling goes on.
+
+    :param url: the source to watch.
+    :param known_fingerprint: ``{"etag", "last_modified", "sha256"}`` last seen at ``url``, or None.
+    :param storage_root: where the ledger is; None: compare with ``known_fingerprint`` only.
+    :param poll_interval: seconds between polls.
+    :param request_timeout: seconds one poll may take in all.
+    :param max_bytes: a larger body is not downloaded or hashed.
+    :param source_variable: a Variable naming the source; fire with ``source_changed`` when it changes.
+    """
+
+    def __init__(
+        self,
+        *,
+        known_fingerprint: dict[str, Any] | None = None,
+        request_timeout: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.known_fingerprint = dict(known_fingerprint or {})
+        self.request_timeout = request_timeout
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            **super()._kwargs(),
+            "known_fingerprint": self.known_fingerprint,
+            "request_timeout": self.request_timeout,
+        }
 
     def _conditional_headers(self) -> dict[str, str]:
         headers = {}
@@ -65,43 +135,85 @@ class NewDataTrigger(BaseTrigger):
             headers["If-Modified-Since"] = last_modified
         return headers
 
-    async def _poll(self, client: httpx.AsyncClient) -> dict[str, Any] | None:
-        """One conditional GET; the new fingerprint if the content changed, else None."""
-        async with client.stream("GET", self.url, headers=self._conditional_headers()) as response:
-            if response.status_code == 304:
-                return None
-            if response.status_code != 200:
-                self.log.warning("GET %s answered HTTP %s; polling on", self.url, response.status_code)
-                return None
-            digest = hashlib.sha256()
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_bytes:
-                    self.log.error("GET %s: body exceeds %s bytes; polling on", self.url, self.max_bytes)
-                    return None
-                digest.update(chunk)
-            sha256 = digest.hexdigest()
-            if sha256 == self.known_fingerprint.get("sha256"):
-                return None
-            return {
-                "etag": response.headers.get("etag"),
-                "last_modified": response.headers.get("last-modified"),
-                "sha256": sha256,
-                "bytes": size,
+    async def _poll(self) -> list[dict[str, Any]]:
+        fetched = await sources.fetch_within(
+            self.url,
+            timeout=self.request_timeout,
+            max_bytes=self.max_bytes,
+            headers=self._conditional_headers(),
+            keep_body=False,
+        )
+        if fetched.status == 304 or fetched.sha256 == self.known_fingerprint.get("sha256"):
+            return []
+        if self.storage_root and await asyncio.to_thread(self._record_if_received, fetched):
+            self.log.info("%s serves content received before (%s); not fired", self.url, fetched.sha256)
+            self.known_fingerprint = {**fetched.validators, "sha256": fetched.sha256}
+            return []
+        return [
+            {
+                "url": self.url,
+                "validators": fetched.validators,
+                "sha256": fetched.sha256,
+                "bytes": fetched.size,
             }
+        ]
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        self.log.info("Watching %s for content other than %s", self.url, self.known_fingerprint)
-        async with httpx.AsyncClient(timeout=self.request_timeout, follow_redirects=True) as client:
-            while True:
-                try:
-                    fingerprint = await self._poll(client)
-                except httpx.HTTPError as exc:
-                    self.log.warning("GET %s failed: %r; polling on", self.url, exc)
-                    fingerprint = None
-                if fingerprint is not None:
-                    self.log.info("New content at %s: %s", self.url, fingerprint)
-                    yield TriggerEvent({"url": self.url, "fingerprint": fingerprint})
-                    return
-                await asyncio.sleep(self.poll_interval)
+    def _record_if_received(self, fetched: sources.Fetched) -> bool:
+        """If ``fetched`` is content received before, record this version as a duplicate; whether it was."""
+        entry = ledger.content(self.storage_root, fetched.sha256)
+        if entry is None or entry.get("outcome") not in ledger.RECEIVED:
+            return False
+        ledger.record_item(
+            self.storage_root,
+            self.url,
+            fetched.validators,
+            sha256=fetched.sha256,
+            outcome=ledger.DUPLICATE,
+            batch_id=entry["batch_id"],
+        )
+        ledger.remember_source(self.storage_root, self.url, fetched.validators, fetched.sha256)
+        return True
+
+
+class NewFilesTrigger(_SourceTrigger):
+    """
+    List the drop folder ``url`` (any fsspec URL) and fire with every file not yet received.
+
+    A file is offered once its size and modification time are the same in two listings one poll apart
+    (a file still being written changes between them), and only if the ledger under ``storage_root`` has
+    no entry for that file with that size and mtime. Names starting with ``.`` or ``_`` are ignored, and
+    so are files larger than ``max_bytes`` (logged once). The event lists at most 100 files, oldest first;
+    the rest follow in the next run. Listing errors are logged and polling goes on.
+
+    :param url: the folder or prefix to watch.
+    :param storage_root: where the ledger is.
+    :param poll_interval: seconds between listings.
+    :param max_bytes: larger files are not offered.
+    :param source_variable: a Variable naming the source; fire with ``source_changed`` when it changes.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._previous: dict[str, sources.FileItem] = {}
+        self._received: set[str] = set()
+        self._refused: set[str] = set()
+
+    async def _poll(self) -> list[dict[str, Any]]:
+        listing = await asyncio.to_thread(sources.list_folder, self.url)
+        ready = sources.settled(self._previous, listing)
+        self._previous = {item.url: item for item in listing}
+        fresh = [item for item in ready if self._is_new(item)]
+        if fresh:  # the ledger only grows: re-read it only when something looks new
+            self._received = await asyncio.to_thread(ledger.received_items, self.storage_root)
+            fresh = [item for item in fresh if self._is_new(item)]
+        return [{"url": item.url, "validators": item.validators} for item in fresh[:MAX_FILES_PER_EVENT]]
+
+    def _is_new(self, item: sources.FileItem) -> bool:
+        if item.size > self.max_bytes:
+            if item.url not in self._refused:
+                self._refused.add(item.url)
+                self.log.error(
+                    "%s has %s bytes, over the %s-byte limit; ignored", item.url, item.size, self.max_bytes
+                )
+            return False
+        return ledger.item_key(item.url, item.validators) not in self._received

@@ -14,8 +14,8 @@ import pytest
 from scripts.stack.config import StackConfig
 from scripts.stack.launcher import LocalStack
 from scripts.stack.supervisor import free_port
-from tests.faults.support import Saboteur
 from tests.integration.chain import leftover_processes
+from tests.sabotage import Saboteur
 
 
 @pytest.fixture(scope="package")

@@ -20,7 +20,6 @@ from scripts.publish import make_batch
 from scripts.stack.errors import StackError
 from scripts.stack.launcher import LocalStack
 from tests.faults.support import (
-    Saboteur,
     deploy_run_of,
     finished,
     pointer,
@@ -38,6 +37,7 @@ from tests.integration.chain import (
     served_version,
     task_states,
 )
+from tests.sabotage import Saboteur
 from tests.waits import wait_for
 
 UNKNOWN = "20991231T235959999999Z-deadbeef"  # well-formed, names nothing

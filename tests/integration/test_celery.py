@@ -111,7 +111,7 @@ def test_bad_batch_is_quarantined_on_celery(celery_stack: LocalStack, wait_for):
     run = wait_for(lambda: finished_run(stack, "etl", since), 180, "etl to handle the bad batch")
     assert task_states(stack, "etl", run["dag_run_id"])["alert_quarantined"] == "success"
     [raw] = events_since(stack, "raw_batches", since)
-    reason = stack.config.home / "data" / "quarantine" / f"{raw['extra']['batch_id']}.reason.json"
+    reason = stack.config.home / "data" / "quarantine" / f"{raw['extra']['batch_ids'][0]}.reason.json"
     assert {"dtype", "range", "labels"} <= {
         c["check"] for c in json.loads(reason.read_text())["failed_checks"]
     }

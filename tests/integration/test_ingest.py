@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from scripts.stack.launcher import LocalStack
+from tests.integration.chain import events_since
 
 
 def current_sensor(stack: LocalStack) -> tuple[str, str | None]:
@@ -24,13 +26,16 @@ def sensor_deferred(stack: LocalStack) -> str | None:
 
 def test_new_batch_lands_by_itself(stack: LocalStack, wait_for):
     wait_for(lambda: sensor_deferred(stack), 90, "the ingest sensor to be deferred")
+    since = datetime.now(UTC)
     stack.publish(seed=1)
 
     event = wait_for(
-        lambda: next(iter(stack.rest.asset_events("raw_batches")), None), 90, "a raw_batches event"
+        lambda: next(iter(events_since(stack, "raw_batches", since)), None), 90, "a raw_batches event"
     )
-    assert (event["source_dag_id"], event["source_task_id"]) == ("ingest", "land_batch")
-    extra = event["extra"]
+    assert (event["source_dag_id"], event["source_task_id"]) == ("ingest", "publish_batches")
+    assert event["extra"]["rows"] == 120
+    [extra] = event["extra"]["batches"]
+    assert event["extra"]["batch_ids"] == [extra["batch_id"]]
     assert extra["rows"] == 120
     assert len(extra["sha256"]) == 64
     assert extra["batch_id"].endswith(extra["sha256"][:8])

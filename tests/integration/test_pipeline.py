@@ -7,13 +7,12 @@ deploy back.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from include.ingest import Download, land
+from include.ingest import Received, land
 from scripts.publish import make_batch
 from scripts.stack.launcher import LocalStack
 from tests.integration.chain import (
@@ -52,7 +51,7 @@ def happy(stack: LocalStack, wait_for) -> dict:
     [landed] = events_since(stack, "raw_batches", since)
     return {
         "since": since,
-        "batch_id": landed["extra"]["batch_id"],
+        "batch_id": landed["extra"]["batch_ids"][0],
         "promoted": event,
         "monitor_run": monitor_run,
     }
@@ -61,7 +60,7 @@ def happy(stack: LocalStack, wait_for) -> dict:
 def test_happy_path_reaches_production_by_itself(stack: LocalStack, happy, wait_for):
     since = happy["since"]
     batch_id = happy["batch_id"]
-    [raw] = [e for e in stack.rest.asset_events("raw_batches") if e["extra"]["batch_id"] == batch_id]
+    [raw] = [e for e in stack.rest.asset_events("raw_batches") if e["extra"]["batch_ids"] == [batch_id]]
     [features] = events_since(stack, "features", since)
     assert features["extra"]["batch_ids"] == [batch_id]
     assert features["extra"]["rows"] == raw["extra"]["rows"]
@@ -123,7 +122,7 @@ def test_bad_batch_is_quarantined_with_an_alert(stack: LocalStack, happy, wait_f
     assert states["build_features"] == "skipped"
     assert states["alert_quarantined"] == "success"
     [raw] = events_since(stack, "raw_batches", since)
-    batch_id = raw["extra"]["batch_id"]
+    [batch_id] = raw["extra"]["batch_ids"]
     reason = json.loads((stack.config.home / "data" / "quarantine" / f"{batch_id}.reason.json").read_text())
     failed = {check["check"] for check in reason["failed_checks"]}
     assert {"dtype", "range", "labels"} <= failed
@@ -172,10 +171,8 @@ def test_backfill_of_etl_processes_the_batches_landed_in_its_interval(stack: Loc
     """Backfill replays etl's daily timetable: the run at D 03:00 covers what landed in the day before."""
     two_days_ago = (datetime.now(UTC) - timedelta(days=2)).replace(hour=12, minute=0, second=0, microsecond=0)
     content = make_batch("good", rows=60, seed=31).to_csv(index=False).encode()
-    download = Download(content, hashlib.sha256(content).hexdigest(), etag=None, last_modified=None)
-    manifest = land(
-        (stack.config.home / "data").as_uri(), download, source_url="an earlier export", now=two_days_ago
-    )
+    received = Received("an earlier export", {}, content)
+    manifest = land((stack.config.home / "data").as_uri(), received, now=two_days_ago)["manifest"]
     wait_until_idle(stack, wait_for)
     since = datetime.now(UTC)
     day = (two_days_ago + timedelta(days=1)).date().isoformat()

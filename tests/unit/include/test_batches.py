@@ -217,9 +217,13 @@ def test_select_batches_by_landing_day(root, landed):
 
 
 def test_select_batches_reads_every_triggering_event(root, landed):
-    announced = [{"batch_id": THIRD}, {"batch_id": FIRST}, {"batch_id": THIRD}, {"note": "no id"}]
+    announced = [{"batch_ids": [THIRD, FIRST]}, {"batch_ids": [THIRD]}, {"note": "no id"}]
 
     assert select(root, announced=announced, interval=(AT[SECOND], AT[THIRD])) == [FIRST, THIRD]
+
+
+def test_select_batches_reads_events_published_before_they_listed_batches(root, landed):
+    assert select(root, announced=[{"batch_id": SECOND}, {"batch_ids": [FIRST]}]) == [FIRST, SECOND]
 
 
 def test_select_batches_of_a_scheduled_run_takes_its_interval(root, landed):
@@ -232,4 +236,4 @@ def test_select_batches_refuses_a_hostile_id(root, landed, hostile):
     with pytest.raises(ValueError, match="invalid batch id"):
         select(root, requested=[hostile])
     with pytest.raises(ValueError, match="invalid batch id"):
-        select(root, announced=[{"batch_id": hostile}])
+        select(root, announced=[{"batch_ids": [hostile]}])

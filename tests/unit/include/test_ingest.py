@@ -20,18 +20,18 @@ import httpx
 import pandas as pd
 import pytest
 
-from include import batches, layout, storage
+from include import batches, layout, ledger, storage
 from include.batches import CheckFailure
 from include.ingest import (
     BatchFormatError,
-    Download,
-    DownloadError,
-    DuplicateBatchError,
-    download,
+    Received,
+    announcement,
     known_fingerprint,
     land,
+    land_arrival,
     parse_csv,
 )
+from include.sources import DownloadError, download
 from scripts.data_source import DataSource
 
 NOW = datetime(2026, 11, 21, 16, 15, 0, 123456, tzinfo=UTC)
@@ -118,9 +118,11 @@ def streaming(body: bytes, chunk: int = 1000, repeat: int = 1, sent: list[int] |
     return respond
 
 
-def received(content: bytes, etag: str | None = '"v1"', last_modified: str | None = None) -> Download:
-    """A download as ``download`` returns it, without the HTTP round trip."""
-    return Download(content, hashlib.sha256(content).hexdigest(), etag, last_modified)
+def received(
+    content: bytes, etag: str | None = '"v1"', last_modified: str | None = None, url: str = SOURCE_URL
+) -> Received:
+    """Content as read from the single URL ``url``, without the HTTP round trip."""
+    return Received(url, {"etag": etag, "last_modified": last_modified}, content)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -142,11 +144,7 @@ def test_download_returns_content_hash_and_validators(source, published, content
     assert batch.last_modified == "Tue, 14 Nov 2023 22:13:20 GMT"
     assert batch.etag == httpx.get(source.url(published)).headers["etag"]
     assert batch.etag.startswith('"')
-    assert batch.fingerprint == {
-        "etag": batch.etag,
-        "last_modified": "Tue, 14 Nov 2023 22:13:20 GMT",
-        "sha256": batch.sha256,
-    }
+    assert batch.validators == {"etag": batch.etag, "last_modified": "Tue, 14 Nov 2023 22:13:20 GMT"}
 
 
 def test_download_from_a_source_without_validators(bare_source, published, content):
@@ -284,6 +282,59 @@ def test_trickling_server_cannot_outlast_the_timeout():
     assert time.monotonic() - started < 1.0
 
 
+def test_deadline_holds_while_a_chunk_is_stalled():
+    """Bytes for most of the deadline, then silence: the deadline, not another read timeout, ends it."""
+    release = threading.Event()
+
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.end_headers()
+        for _ in range(8):
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            time.sleep(0.1)
+        release.wait(5)
+
+    with serving(respond) as url:
+        started = time.monotonic()
+        try:
+            with pytest.raises(DownloadError, match=r"not finished within 1\.0 s"):
+                download(url, timeout=1.0, max_bytes=1_000_000)
+        finally:
+            release.set()
+    assert time.monotonic() - started < 1.5  # a per-read timeout would have allowed 0.8 + 1.0 s
+
+
+def redirecting(location: str, content: bytes):
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        if handler.path == "/iris.csv":
+            handler.send_response(302)
+            handler.send_header("Location", location)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(content)))
+        handler.end_headers()
+        handler.wfile.write(content)
+
+    return respond
+
+
+def test_redirect_on_the_same_host_is_followed(content):
+    with serving(redirecting("/moved.csv", content)) as url:
+        assert download(url, timeout=5, max_bytes=len(content)).content == content
+
+
+@pytest.mark.parametrize("location", ["http://localhost:9/elsewhere.csv", "https://127.0.0.1/iris.csv"])
+def test_redirect_to_another_host_or_scheme_is_refused(location, content):
+    with (
+        serving(redirecting(location, content)) as url,
+        pytest.raises(DownloadError, match="only redirects to the same scheme and host"),
+    ):
+        download(url, timeout=5, max_bytes=len(content))
+
+
 # --- parse_csv -----------------------------------------------------------------------------------
 
 
@@ -309,6 +360,15 @@ def test_parse_csv_refuses_what_is_not_a_table(body, problem):
         parse_csv(body)
 
 
+def test_a_header_over_the_column_cap_is_refused_before_pandas_reads_it():
+    wide = ",".join(f"c{i}" for i in range(1_000_000)).encode() + b"\n" + b"1," * 999_999 + b"1\n"
+    started = time.monotonic()
+    with pytest.raises(BatchFormatError, match="1000000 columns, more than the limit of 1000"):
+        parse_csv(wide, max_columns=1000)
+    assert time.monotonic() - started < 2
+    assert list(parse_csv(b"a,b\n1,2\n", max_columns=2).columns) == ["a", "b"]
+
+
 def test_parse_csv_refuses_rows_longer_than_the_header():
     """pandas would turn the surplus leading field into an index, which landing would then drop."""
     with pytest.raises(BatchFormatError):
@@ -318,14 +378,15 @@ def test_parse_csv_refuses_rows_longer_than_the_header():
 # --- land ----------------------------------------------------------------------------------------
 
 
-def test_land_writes_parquet_and_manifest(root, tmp_path, content):
+def test_land_writes_parquet_manifest_and_ledger(root, tmp_path, content):
     batch = received(content, etag='"abc"', last_modified="Tue, 14 Nov 2023 22:13:20 GMT")
 
-    manifest = land(root, batch, source_url=SOURCE_URL, now=NOW)
+    report = land(root, batch, run_id="run-1", now=NOW)
 
     sha = hashlib.sha256(content).hexdigest()
     batch_id = f"20261121T161500123456Z-{sha[:8]}"
-    assert manifest == {
+    assert report["outcome"] == "landed"
+    assert report["manifest"] == {
         "batch_id": batch_id,
         "sha256": sha,
         "landed_at": "2026-11-21T16:15:00.123456+00:00",
@@ -338,176 +399,176 @@ def test_land_writes_parquet_and_manifest(root, tmp_path, content):
             "sha256": sha,
         },
     }
-    assert sorted(snapshot(tmp_path)) == [f"raw/batches/{batch_id}.json", f"raw/batches/{batch_id}.parquet"]
     assert batches.list_raw_batches(root) == [batch_id]
-    assert batches.raw_manifest(root, batch_id) == manifest
-    assert batches.last_seen(root) == manifest
-
-
-def test_landed_parquet_is_what_pandas_reads_from_the_csv(root, content):
-    manifest = land(root, received(content), source_url=SOURCE_URL, now=NOW)
-
-    landed = batches.load_raw_batch(root, manifest["batch_id"])
-
-    pd.testing.assert_frame_equal(landed, pd.read_csv(io.BytesIO(content)))
-
-
-def test_land_without_now_uses_the_current_utc_time(root, content):
-    before = datetime.now(UTC)
-    manifest = land(root, received(content), source_url=SOURCE_URL)
-    after = datetime.now(UTC)
-
-    landed_at = datetime.fromisoformat(manifest["landed_at"])
-    assert before <= landed_at <= after
-    assert manifest["batch_id"] == batch_id(landed_at, content)
+    assert ledger.content(root, sha)["outcome"] == "landed"
+    assert ledger.item(root, SOURCE_URL, batch.validators)["batch_id"] == batch_id
+    assert known_fingerprint(root, SOURCE_URL) == {
+        "etag": '"abc"',
+        "last_modified": batch.validators["last_modified"],
+        "sha256": sha,
+    }
+    pd.testing.assert_frame_equal(batches.load_raw_batch(root, batch_id), pd.read_csv(io.BytesIO(content)))
 
 
 def test_download_then_land_end_to_end(root, source, published, content):
     url = source.url(published)
+    fetched = download(url, timeout=5, max_bytes=1_000_000)
 
-    manifest = land(root, download(url, timeout=5, max_bytes=1_000_000), source_url=url, now=NOW)
+    report = land(root, Received(url, fetched.validators, fetched.content), now=NOW)
 
     served = httpx.get(url).headers
-    assert manifest["source"] == {
+    assert report["manifest"]["source"] == {
         "url": url,
         "etag": served["etag"],
         "last_modified": served["last-modified"],
         "sha256": hashlib.sha256(content).hexdigest(),
     }
-    pd.testing.assert_frame_equal(batches.load_raw_batch(root, manifest["batch_id"]), parse_csv(content))
 
 
-def test_same_content_again_is_a_duplicate_and_writes_nothing(root, tmp_path, content):
-    first = land(root, received(content, etag='"v1"'), source_url=SOURCE_URL, now=NOW)
-    before = snapshot(tmp_path)
+def test_content_received_before_is_a_recorded_duplicate(root, tmp_path, content):
+    first = land(root, received(content, etag='"v1"'), run_id="run-1", now=NOW)
+    batch_files = snapshot(tmp_path / "raw")
 
-    with pytest.raises(DuplicateBatchError, match=f"already received as batch {first['batch_id']}"):
-        # New validators and a new time: only the content decides.
-        land(root, received(content, etag='"v2"'), source_url=SOURCE_URL, now=NOW + timedelta(hours=1))
+    # New validators, a new time, another run: only the content decides.
+    again = land(root, received(content, etag='"v3"'), run_id="run-2", now=NOW + timedelta(hours=1))
 
-    assert snapshot(tmp_path) == before
+    assert (again["outcome"], again["batch_id"]) == ("duplicate", first["batch_id"])
+    assert snapshot(tmp_path / "raw") == batch_files
+    assert ledger.item(root, SOURCE_URL, {"etag": '"v3"', "last_modified": None})["outcome"] == "duplicate"
 
 
-def test_content_of_a_quarantined_batch_is_still_a_duplicate(root, tmp_path, content):
-    first = land(root, received(content), source_url=SOURCE_URL, now=NOW)
+def test_content_of_a_batch_quarantined_by_etl_is_still_a_duplicate(root, content):
+    first = land(root, received(content), now=NOW)
     batches.quarantine_batch(root, first["batch_id"], [CheckFailure("range", "sepal_width", "too wide")])
-    before = snapshot(tmp_path)
 
-    with pytest.raises(DuplicateBatchError, match=first["batch_id"]):
-        land(root, received(content), source_url=SOURCE_URL, now=NOW + timedelta(hours=1))
-
-    assert snapshot(tmp_path) == before
+    assert land(root, received(content, etag='"v2"'), now=NOW + timedelta(hours=1))["outcome"] == "duplicate"
     assert batches.list_raw_batches(root) == []
 
 
-def test_different_content_lands_as_a_new_batch(root, iris, content):
-    first = land(root, received(content), source_url=SOURCE_URL, now=NOW)
-    other = iris.iloc[:10].to_csv(index=False).encode()
+def test_a_retry_of_the_same_run_reports_the_batch_again(root, content):
+    first = land(root, received(content), run_id="run-1", now=NOW)
 
-    second = land(root, received(other), source_url=SOURCE_URL, now=NOW + timedelta(seconds=1))
+    retried = land(root, received(content), run_id="run-1", now=NOW + timedelta(seconds=30))
 
-    assert second["rows"] == 10
-    assert batches.list_raw_batches(root) == [first["batch_id"], second["batch_id"]]
+    assert retried == first
+    assert batches.list_raw_batches(root) == [first["batch_id"]]
 
 
 def test_content_that_is_not_csv_is_quarantined_as_received(root, tmp_path, quarantine_reason):
     expected_id = batch_id(NOW, PNG)
 
-    with pytest.raises(BatchFormatError, match=f"batch {expected_id} quarantined: content is not a readable"):
-        land(root, received(PNG), source_url=SOURCE_URL, now=NOW)
+    report = land(root, received(PNG), now=NOW)
 
-    assert sorted(snapshot(tmp_path)) == [
-        f"quarantine/{expected_id}.csv",
-        f"quarantine/{expected_id}.json",
-        f"quarantine/{expected_id}.reason.json",
+    assert report["outcome"] == "quarantined"
+    assert report["batch_id"] == expected_id
+    assert sorted(snapshot(tmp_path / "quarantine")) == [
+        f"{expected_id}.csv",
+        f"{expected_id}.json",
+        f"{expected_id}.reason.json",
     ]
     assert (tmp_path / "quarantine" / f"{expected_id}.csv").read_bytes() == PNG
-    [failure] = quarantine_reason(expected_id)["failed_checks"]
+    [failure] = report["failed_checks"]
     assert (failure["check"], failure["column"]) == ("format", None)
     assert "utf-8" in failure["message"]
+    assert report["failed_checks"] == quarantine_reason(expected_id)["failed_checks"]
     assert batches.list_raw_batches(root) == []
-    manifest = batches.last_seen(root)
-    assert manifest["batch_id"] == expected_id
-    assert manifest["sha256"] == hashlib.sha256(PNG).hexdigest()
-    assert manifest["source"]["url"] == SOURCE_URL
-    assert "rows" not in manifest
+    assert land(root, received(PNG), now=NOW + timedelta(minutes=5))["outcome"] == "duplicate"
 
 
-def test_header_only_csv_is_quarantined(root, tmp_path, quarantine_reason):
-    body = b"sepal_length,sepal_width,petal_length,petal_width,species\n"
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "No columns"),
+        (b"<html><body>502 Bad Gateway</body></html>", "header but no rows"),
+        ("sepal_length\n5,1\n".encode("utf-16"), "utf-8"),
+        (b"a,b\n1,2\n3,4,5\n", "Expected 2 fields"),
+    ],
+    ids=["empty", "html-error-page", "not-utf-8", "not-a-table"],
+)
+def test_landing_failures_are_quarantined_with_their_reason(root, body, reason):
+    report = land(root, received(body), now=NOW)
 
-    with pytest.raises(BatchFormatError, match="header but no rows"):
-        land(root, received(body), source_url=SOURCE_URL, now=NOW)
-
-    expected_id = batch_id(NOW, body)
-    assert (tmp_path / "quarantine" / f"{expected_id}.csv").read_bytes() == body
-    [failure] = quarantine_reason(expected_id)["failed_checks"]
-    assert failure == {"check": "format", "column": None, "message": "CSV has a header but no rows"}
-
-
-def test_quarantined_format_error_is_a_duplicate_next_time(root, tmp_path):
-    with pytest.raises(BatchFormatError):
-        land(root, received(PNG), source_url=SOURCE_URL, now=NOW)
-    before = snapshot(tmp_path)
-
-    with pytest.raises(DuplicateBatchError, match=batch_id(NOW, PNG)):
-        land(root, received(PNG), source_url=SOURCE_URL, now=NOW + timedelta(minutes=5))
-
-    assert snapshot(tmp_path) == before
+    assert report["outcome"] == "quarantined"
+    assert reason in report["failed_checks"][0]["message"]
 
 
-def test_last_seen_is_the_newest_across_raw_and_quarantine(root, iris, content):
-    first = land(root, received(content), source_url=SOURCE_URL, now=NOW)
-    assert batches.last_seen(root) == first
-
-    with pytest.raises(BatchFormatError):
-        land(root, received(PNG), source_url=SOURCE_URL, now=NOW + timedelta(seconds=1))
-    assert batches.last_seen(root)["batch_id"] == batch_id(NOW + timedelta(seconds=1), PNG)
-
-    third = land(
-        root,
-        received(iris.iloc[:3].to_csv(index=False).encode()),
-        source_url=SOURCE_URL,
-        now=NOW + timedelta(seconds=2),
-    )
-    assert batches.last_seen(root) == third
-    assert [m["batch_id"] for m in batches.seen_manifests(root)] == [
-        first["batch_id"],
-        batch_id(NOW + timedelta(seconds=1), PNG),
-        third["batch_id"],
-    ]
-
-
-def test_parquet_left_without_manifest_is_ignored_and_the_content_lands_again(root, content):
-    # What a crash between the two writes of an earlier attempt leaves behind.
+def crash_between_parquet_and_manifest(root: str, content: bytes, run_id: str) -> str:
+    """Leave what a landing killed right after writing the Parquet file leaves: the ledger says
+    ``landing``, the data is written, the manifest and the item entry are not."""
+    sha = hashlib.sha256(content).hexdigest()
     leftover = batch_id(NOW, content)
+    ledger.record_content(
+        root, sha, "landing", batch_id=leftover, item=SOURCE_URL, landed_at=NOW.isoformat(), run_id=run_id,
+        item_key=ledger.item_key(SOURCE_URL, received(content).validators),
+    )  # fmt: skip
     storage.write_parquet_atomic(parse_csv(content), layout.raw_batch(root, leftover, ".parquet"))
-    assert batches.list_raw_batches(root) == []
-    assert batches.seen_manifests(root) == []
-    assert batches.last_seen(root) is None
-
-    manifest = land(root, received(content), source_url=SOURCE_URL, now=NOW + timedelta(seconds=10))
-
-    assert batches.list_raw_batches(root) == [manifest["batch_id"]]
-    assert manifest["batch_id"] != leftover
+    return leftover
 
 
-def test_known_fingerprint_is_the_newest_batch_received(root, iris, content):
-    assert known_fingerprint(root, SOURCE_URL) is None
-    land(
-        root,
-        received(content, etag='"v1"', last_modified="Sat, 21 Nov 2026 16:15:00 GMT"),
-        source_url=SOURCE_URL,
-        now=NOW,
+@pytest.mark.parametrize("retried_by", ["the same run", "the next run"])
+def test_landing_killed_half_way_is_finished_once_by_the_retry(root, content, retried_by):
+    leftover = crash_between_parquet_and_manifest(root, content, "run-1")
+    assert batches.list_raw_batches(root) == [], "a half-landed batch must not be listed"
+    assert not ledger.is_received(root, hashlib.sha256(content).hexdigest())
+
+    run_id = "run-1" if retried_by == "the same run" else "run-2"
+    report = land(root, received(content), run_id=run_id, now=NOW + timedelta(minutes=1))
+
+    assert (report["outcome"], report["batch_id"]) == ("landed", leftover)
+    assert batches.list_raw_batches(root) == [leftover]
+    assert report["manifest"]["landed_at"] == NOW.isoformat()
+    assert land(root, received(content), run_id="run-3")["outcome"] == "duplicate"
+    assert batches.list_raw_batches(root) == [leftover]
+
+
+def test_landing_killed_after_the_manifest_is_finished_without_rewriting(root, content):
+    leftover = crash_between_parquet_and_manifest(root, content, "run-1")
+    manifest = {"batch_id": leftover, "sha256": hashlib.sha256(content).hexdigest(), "rows": 149}
+    storage.write_json_atomic(layout.raw_batch(root, leftover, ".json"), manifest)
+
+    report = land(root, received(content), run_id="run-1")
+
+    assert report["manifest"] == manifest
+    assert batches.list_raw_batches(root) == [leftover]
+
+
+def test_a_torn_content_entry_is_rebuilt_from_the_manifest(root, content):
+    first = land(root, received(content), now=NOW)
+    storage.write_bytes_atomic(layout.ledger(root, "content", first["sha256"]), b'{"sha256": "ab')
+
+    again = land(root, received(content, etag='"v2"'), now=NOW + timedelta(hours=1))
+
+    assert (again["outcome"], again["batch_id"]) == ("duplicate", first["batch_id"])
+    assert batches.list_raw_batches(root) == [first["batch_id"]]
+
+
+def test_land_arrival_lands_each_file_of_a_folder_once_in_order(root, tmp_path, iris):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    items = []
+    for n in range(3):
+        path = drop / f"part-{n}.csv"
+        path.write_bytes(iris.iloc[n * 10 : n * 10 + 10].to_csv(index=False).encode())
+        items.append({"url": path.as_uri(), "validators": {"size": path.stat().st_size, "mtime": float(n)}})
+    items.append(dict(items[0], validators={"size": 1, "mtime": 9.0}))  # the same content touched again
+    (drop / "gone.csv").write_bytes(b"a\n1\n")
+    items.append({"url": (drop / "gone.csv").as_uri(), "validators": {"size": 4, "mtime": 10.0}})
+    (drop / "gone.csv").unlink()
+
+    report = land_arrival(
+        root, {"url": drop.as_uri() + "/", "items": items}, run_id="r", timeout=5, max_bytes=10**6
     )
-    other = iris.iloc[:50].to_csv(index=False).encode()
-    newest = land(root, received(other, etag='"v2"'), source_url=SOURCE_URL, now=NOW + timedelta(seconds=1))
 
-    assert known_fingerprint(root, SOURCE_URL) == newest["source"]
-    assert known_fingerprint(root, SOURCE_URL)["etag"] == '"v2"'
+    assert [m["source"]["url"] for m in report["landed"]] == [item["url"] for item in items[:3]]
+    assert batches.list_raw_batches(root) == report["valid"]
+    assert [d["batch_id"] for d in report["duplicates"]] == [report["valid"][0]]
+    assert report["quarantined"] == []
+    event = announcement(report["landed"])
+    assert event["batch_ids"] == report["valid"]
+    assert event["rows"] == 30
+    assert [b["source"]["url"] for b in event["batches"]] == [item["url"] for item in items[:3]]
 
 
-def test_after_the_url_changed_only_the_content_hash_is_compared(root, content):
-    manifest = land(root, received(content, etag='"v1"'), source_url=SOURCE_URL, now=NOW)
-
-    assert known_fingerprint(root, "http://elsewhere.test/iris.csv") == {"sha256": manifest["sha256"]}
+def test_known_fingerprint_is_nothing_for_a_folder_and_none_before_the_first(root):
+    assert known_fingerprint(root, SOURCE_URL) is None
+    assert known_fingerprint(root, "file:///srv/drop/") is None

@@ -143,3 +143,18 @@ def test_bad_batch_as_the_pipeline_reads_it():
     assert not pd.api.types.is_numeric_dtype(read_back["petal_length"]), "the dtype check must see text"
     assert (read_back["sepal_width"] < 0).sum() == 1
     assert "unicorn" in set(read_back["species"])
+
+
+def test_drop_writes_a_new_file_each_time_that_a_folder_source_offers(tmp_path):
+    from include.sources import list_folder
+
+    first = publish(tmp_path, rows=10, seed=1, drop=True)
+    second = publish(tmp_path, rows=10, seed=1, drop=True)
+
+    assert first != second
+    assert first.read_bytes() == second.read_bytes()
+    assert first.name.startswith("iris-")
+    assert first.suffix == ".csv"
+    assert sorted(item.url for item in list_folder(tmp_path.as_uri())) == sorted(
+        [first.as_uri(), second.as_uri()]
+    )

@@ -1,0 +1,204 @@
+"""The two kinds of source ``ingest`` watches, and how each is read (no pandas: the triggerer imports it).
+
+- **A single URL** (``http://`` or ``https://``): one CSV whose content is replaced now and then. Only its
+  latest content can be seen; anything replaced between two polls is never seen.
+- **A drop folder** (any other fsspec URL: ``file:///srv/drop/``, ``s3://bucket/prefix/``, or a plain
+  path): every file directly in it is one batch. A file counts once its size and modification time are
+  the same in two listings one poll apart (a file still being written changes between them); names
+  starting with ``.`` or ``_`` are ignored, so a writer can write ``.name.tmp`` and rename it.
+
+Both are read within the ``crawl_*`` limits: the HTTP deadline bounds the whole download (also while a
+chunk is stalled), bodies over the byte limit are cut off, and redirects are followed only to the same
+scheme and host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import posixpath
+import ssl
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import certifi
+import fsspec
+import httpx
+
+MAX_REDIRECTS = 5
+IGNORED_PREFIXES = (".", "_")
+
+
+class DownloadError(RuntimeError):
+    """The source could not be read: HTTP error, timeout, refused redirect, or content over the limit."""
+
+
+def is_folder(url: str) -> bool:
+    """Whether ``url`` names a drop folder (anything but an http(s) URL) rather than one CSV."""
+    return urlsplit(url).scheme not in ("http", "https")
+
+
+# --- a single URL ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One GET: ``status`` 304 (unchanged, no body) or 200 with the body's sha256 and size."""
+
+    url: str
+    status: int
+    etag: str | None = None
+    last_modified: str | None = None
+    sha256: str | None = None
+    size: int = 0
+    content: bytes | None = None
+
+    @property
+    def validators(self) -> dict[str, str | None]:
+        return {"etag": self.etag, "last_modified": self.last_modified}
+
+
+def _follow(origin: httpx.URL, current: httpx.URL, location: str | None) -> httpx.URL:
+    """Where a redirect leads, refusing another scheme or host (a source must not send us elsewhere)."""
+    if not location:
+        raise DownloadError(f"GET {origin} redirected without a Location")
+    target = current.join(location)
+    if (target.scheme, target.host, target.port) != (origin.scheme, origin.host, origin.port):
+        raise DownloadError(
+            f"GET {origin} redirected to {target}: only redirects to the same scheme and host are followed"
+        )
+    return target
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    max_bytes: int,
+    headers: dict[str, str] | None = None,
+    keep_body: bool = True,
+) -> Fetched:
+    """GET ``url`` with ``client`` (which must not follow redirects itself), hashing the body as it
+    streams; raise DownloadError for a status other than 200/304, a refused redirect or a body over
+    ``max_bytes``. The caller bounds the time (``asyncio.timeout``)."""
+    origin = current = httpx.URL(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        async with client.stream("GET", current, headers=headers) as response:
+            if response.is_redirect:
+                current = _follow(origin, current, response.headers.get("location"))
+                continue
+            if response.status_code == 304:
+                return Fetched(url, 304)
+            if response.status_code != 200:
+                raise DownloadError(f"GET {url} answered HTTP {response.status_code}")
+            declared = int(response.headers.get("content-length") or 0)
+            if declared > max_bytes:
+                raise DownloadError(f"GET {url}: body of {declared} bytes exceeds the {max_bytes}-byte limit")
+            digest, chunks, size = hashlib.sha256(), [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"GET {url}: body exceeds the {max_bytes}-byte limit")
+                digest.update(chunk)
+                if keep_body:
+                    chunks.append(chunk)
+            return Fetched(
+                url,
+                200,
+                etag=response.headers.get("etag"),
+                last_modified=response.headers.get("last-modified"),
+                sha256=digest.hexdigest(),
+                size=size,
+                content=b"".join(chunks) if keep_body else None,
+            )
+    raise DownloadError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every poll: building one costs ~0.2 s, more than a local poll itself."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+async def fetch_within(url: str, *, timeout: float, max_bytes: int, **kwargs: Any) -> Fetched:
+    """:func:`fetch` with a deadline of ``timeout`` seconds over the whole exchange: a stalled read is
+    cancelled at the deadline, not after another read timeout. Every failure is a DownloadError."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=_tls()) as client:
+            async with asyncio.timeout(timeout):
+                return await fetch(client, url, max_bytes=max_bytes, **kwargs)
+    except TimeoutError:
+        raise DownloadError(f"GET {url} failed: Timeout, not finished within {timeout} s") from None
+    except httpx.HTTPError as exc:
+        raise DownloadError(f"GET {url} failed: {exc!r}") from exc
+
+
+def download(url: str, *, timeout: float, max_bytes: int) -> Fetched:
+    """GET ``url`` and keep its body, within ``timeout`` seconds in all and ``max_bytes``."""
+    return asyncio.run(fetch_within(url, timeout=timeout, max_bytes=max_bytes))
+
+
+# --- a drop folder -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileItem:
+    """A file in a drop folder as one listing saw it: its URL, size and modification time (epoch s)."""
+
+    url: str
+    size: int
+    mtime: float
+
+    @property
+    def validators(self) -> dict[str, Any]:
+        return {"size": self.size, "mtime": self.mtime}
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    """The modification time of an fsspec ``info`` entry (local: ``mtime``; S3: ``LastModified``; ...)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+    return 0.0
+
+
+def list_folder(url: str) -> list[FileItem]:
+    """The files directly in the folder ``url`` (none if it does not exist), hidden names left out."""
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.invalidate_cache(path)  # object stores cache listings; a poll must see the store as it is now
+    try:
+        entries = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return []
+    return [
+        FileItem(fs.unstrip_protocol(entry["name"]), int(entry.get("size") or 0), _mtime(entry))
+        for entry in entries
+        if entry.get("type") == "file"
+        and not posixpath.basename(entry["name"].rstrip("/")).startswith(IGNORED_PREFIXES)
+    ]
+
+
+def settled(previous: dict[str, FileItem], current: list[FileItem]) -> list[FileItem]:
+    """The files of ``current`` whose size and modification time are what ``previous`` (the listing
+    one poll earlier, by URL) saw: a file still being written changes between two listings. Oldest
+    first."""
+    return sorted(
+        (item for item in current if previous.get(item.url) == item), key=lambda i: (i.mtime, i.url)
+    )
+
+
+def read_file(url: str, *, max_bytes: int) -> bytes:
+    """The content of the file ``url``; DownloadError if it is larger than ``max_bytes``."""
+    fs, path = fsspec.core.url_to_fs(url)
+    size = fs.size(path)
+    if size is not None and size > max_bytes:
+        raise DownloadError(f"{url}: {size} bytes exceed the {max_bytes}-byte limit")
+    return fs.cat_file(path)

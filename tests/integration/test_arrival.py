@@ -1,0 +1,153 @@
+"""Data arrival you can trust, on a real stack: a reverted URL, a burst into a drop folder, files dropped
+while the stack is down, and a triggerer killed while the sensor waits. Every item lands exactly once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from scripts.publish import publish
+from scripts.stack.launcher import LocalStack
+from tests.integration.chain import events_since, runs_since, task_states
+from tests.sabotage import Saboteur
+
+
+def deferred_since(stack: LocalStack, since: datetime) -> str | None:
+    """The run id of the newest ingest run, if it was queued after ``since`` and its sensor is deferred."""
+    runs = runs_since(stack, "ingest", since, run_types=("scheduled",))
+    if runs and task_states(stack, "ingest", runs[0]["dag_run_id"]).get("wait_for_new_data") == "deferred":
+        return runs[0]["dag_run_id"]
+    return None
+
+
+def watch(stack: LocalStack, wait_for, url: str) -> datetime:
+    """Point ``crawl_url`` at ``url`` and wait until a sensor watching it is deferred."""
+    switched = datetime.now(UTC)
+    stack.rest.set_variable("crawl_url", url)
+    wait_for(lambda: deferred_since(stack, switched), 90, f"an ingest sensor watching {url}")
+    return switched
+
+
+def landed_from(stack: LocalStack, since: datetime, paths: list[Path]) -> list[dict]:
+    """The batches announced by raw_batches events since ``since`` whose source is one of ``paths``,
+    with the time of their event."""
+    uris = {path.as_uri() for path in paths}
+    return [
+        {**batch, "timestamp": event["timestamp"]}
+        for event in events_since(stack, "raw_batches", since)
+        for batch in event["extra"]["batches"]
+        if batch["source"]["url"] in uris
+    ]
+
+
+def ledger_duplicates(stack: LocalStack, url: str) -> int:
+    items = Path(stack.config.storage_root) / "ledger" / "items"
+    entries = [json.loads(p.read_text()) for p in items.glob("*.json")] if items.is_dir() else []
+    return sum(1 for e in entries if e["item"] == url and e["outcome"] == "duplicate")
+
+
+def test_reverted_url_lands_nothing_and_starts_no_run_loop(stack: LocalStack, wait_for):
+    wait_for(lambda: deferred_since(stack, datetime.min.replace(tzinfo=UTC)), 90, "the ingest sensor")
+    since = datetime.now(UTC)
+    for n, seed in enumerate((101, 102), start=1):  # A, then B ("bad" batches: etl stops at quarantine)
+        stack.publish(kind="bad", seed=seed)
+        wait_for(lambda n=n: len(events_since(stack, "raw_batches", since)) >= n, 90, f"batch {n} to land")
+    wait_for(lambda: deferred_since(stack, since), 60, "ingest to wait again")
+    duplicates = ledger_duplicates(stack, stack.config.crawl_url)
+
+    reverted = datetime.now(UTC)
+    stack.publish(kind="bad", seed=101)  # A again
+    wait_for(
+        lambda: ledger_duplicates(stack, stack.config.crawl_url) > duplicates, 30, "the revert to be recorded"
+    )
+    time.sleep(max(0.0, 30 - (datetime.now(UTC) - reverted).total_seconds()))
+
+    runs = runs_since(stack, "ingest", reverted, run_types=("scheduled",))
+    print(f"\ningest runs started in the 30 s after the revert: {len(runs)}")
+    assert len(runs) <= 1
+    assert events_since(stack, "raw_batches", reverted) == []
+    assert sum(len(e["extra"]["batch_ids"]) for e in events_since(stack, "raw_batches", since)) == 2
+
+
+@pytest.fixture(scope="module")
+def drop(stack: LocalStack, wait_for):
+    """A drop folder as the source for this module's folder scenarios; the single URL again afterwards."""
+    folder = stack.config.home / "drop"
+    folder.mkdir(exist_ok=True)
+    watch(stack, wait_for, folder.as_uri() + "/")
+    yield folder
+    watch(stack, wait_for, stack.config.crawl_url)
+
+
+def test_burst_of_files_lands_each_once_and_reaches_features(stack: LocalStack, drop: Path, wait_for):
+    since = datetime.now(UTC)
+    started = time.monotonic()
+    paths = [publish(drop, rows=30, seed=1000 + n, drop=True) for n in range(20)]
+    dropped_in = time.monotonic() - started
+    assert dropped_in < 2
+
+    def all_landed() -> list[dict] | None:
+        events = landed_from(stack, since, paths)
+        return events if len(events) >= len(paths) else None
+
+    events = wait_for(all_landed, 120, "20 batches")
+    batch_ids = {e["batch_id"] for e in events}
+    first = min(datetime.fromisoformat(e["timestamp"]) for e in events)
+    print(
+        f"\nburst: {len(paths)} files dropped in {dropped_in:.1f} s; first raw_batches event after "
+        f"{(first - since).total_seconds():.1f} s"
+    )
+
+    def featured() -> set[str]:
+        return {b for e in events_since(stack, "features", since) for b in e["extra"]["batch_ids"]}
+
+    wait_for(lambda: batch_ids <= featured(), 180, "every batch of the burst to reach features")
+    events = landed_from(stack, since, paths)
+    print(f"burst: {len(paths)} files dropped, {len(events)} batches announced, {len(batch_ids)} distinct")
+    assert len(events) == len(batch_ids) == 20
+    assert {e["source"]["url"] for e in events} == {p.as_uri() for p in paths}
+
+
+def test_files_dropped_while_the_stack_is_down_land_once(stack: LocalStack, drop: Path, wait_for):
+    wait_for(lambda: deferred_since(stack, datetime.min.replace(tzinfo=UTC)), 90, "the ingest sensor")
+    stack.stop()
+    since = datetime.now(UTC)
+    paths = [publish(drop, rows=30, seed=2000 + n, drop=True) for n in range(3)]
+    stack.start()
+    stack.rest.set_variable("crawl_url", drop.as_uri() + "/")  # start() imports config/variables.json again
+
+    wait_for(lambda: len(landed_from(stack, since, paths)) >= 3, 180, "the 3 files dropped while down")
+    wait_for(lambda: deferred_since(stack, since), 90, "ingest to wait again")
+    assert len(landed_from(stack, since, paths)) == 3
+
+
+@pytest.fixture
+def saboteur(stack: LocalStack) -> Iterator[Saboteur]:
+    saboteur = Saboteur(stack)
+    yield saboteur
+    saboteur.stop_restarted()
+
+
+def test_triggerer_killed_while_the_sensor_waits(stack: LocalStack, drop: Path, wait_for, saboteur):
+    wait_for(lambda: deferred_since(stack, datetime.min.replace(tzinfo=UTC)), 90, "the ingest sensor")
+    since = datetime.now(UTC)
+
+    saboteur.restart("triggerer", *saboteur.kill("triggerer"))
+    path = publish(drop, rows=30, seed=3000, drop=True)
+
+    [event] = wait_for(lambda: landed_from(stack, since, [path]), 150, "the file dropped around the kill")
+    wait_for(lambda: deferred_since(stack, since), 90, "ingest to wait again")
+    assert len(landed_from(stack, since, [path])) == 1
+    landed_after = (datetime.fromisoformat(event["timestamp"]) - since).total_seconds()
+    print(f"\nafter a triggerer SIGKILL: the dropped file landed {landed_after:.0f} s later")
+
+    dropped = datetime.now(UTC)
+    path = publish(drop, rows=30, seed=3001, drop=True)
+    [event] = wait_for(lambda: landed_from(stack, dropped, [path]), 60, "a file dropped after the restart")
+    latency = (datetime.fromisoformat(event["timestamp"]) - dropped).total_seconds()
+    print(f"one file dropped -> its raw_batches event: {latency:.1f} s")

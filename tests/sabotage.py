@@ -1,0 +1,113 @@
+"""Hurt a running stack the way real faults do, and only that stack.
+
+Components are killed by the pids the launcher recorded in ``stack.json`` (never by name: other stacks
+run on this machine), and started again with the command line, working folder and environment the
+launcher gave them. Every pid is checked to belong to this stack's sessions before it is signalled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from contextlib import suppress
+from pathlib import Path
+
+import pytest
+
+from scripts.stack.launcher import LocalStack
+from tests.waits import wait_for
+
+
+class Saboteur:
+    """Kills parts of ``stack`` by pid and starts components again the way the launcher did."""
+
+    def __init__(self, stack: LocalStack):
+        self.stack = stack
+        self.restarted: dict[str, int] = {}  # component -> pid of the process we started
+
+    def pid(self, component: str) -> int:
+        if component in self.restarted:
+            return self.restarted[component]
+        return json.loads((self.stack.config.home / "stack.json").read_text())["pids"][component]
+
+    def _check_ours(self, pid: int) -> None:
+        """Refuse to signal a process outside the sessions of this stack's components (the launcher
+        starts each in a session of its own; a task process's environment is overwritten by its title,
+        its session is not)."""
+        components = json.loads((self.stack.config.home / "stack.json").read_text())["pids"]
+        sessions = {*components.values(), *self.restarted.values()}
+        if _stat(pid)[3] not in sessions:
+            raise RuntimeError(f"process {pid} does not belong to the stack in {self.stack.config.home}")
+
+    def kill(self, component: str, *, group: bool = True) -> tuple[list[str], str]:
+        """SIGKILL ``component`` (its whole process group, or only its main process); return the
+        command line and working folder it was started with."""
+        pid = self.pid(component)
+        self._check_ours(pid)
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        if group:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not _alive(pid), 10, f"{component} ({pid}) to die")
+        return command, cwd
+
+    def restart(self, component: str, command: list[str], cwd: str) -> int:
+        """Start ``component`` again, in a session of its own, logging where the launcher logs it."""
+        with open(self.stack.config.home / "logs" / f"{component}.log", "ab") as log:
+            process = subprocess.Popen(
+                command,
+                env=self.stack.config.env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.restarted[component] = process.pid
+        return process.pid
+
+    def kill_task(self, dag_id: str, run_id: str, task_id: str, timeout: float = 60) -> int:
+        """SIGKILL the process running ``task_id`` as soon as it runs (its pid comes from the REST API);
+        return the try that was killed."""
+
+        def running() -> dict | None:
+            ti = self.stack.rest.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+            return ti if ti["state"] == "running" and ti["pid"] and _alive(ti["pid"]) else None
+
+        ti = wait_for(running, timeout, f"{dag_id}.{task_id} to run", interval=0.1)
+        self._check_ours(ti["pid"])
+        os.kill(ti["pid"], signal.SIGKILL)
+        return ti["try_number"]
+
+    def stop_restarted(self) -> None:
+        for pid in self.restarted.values():
+            with suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+        with suppress(pytest.fail.Exception):
+            wait_for(
+                lambda: not any(_alive(pid) for pid in self.restarted.values()), 20, "restarted components"
+            )
+        for pid in self.restarted.values():
+            with suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        self.restarted.clear()
+
+
+def _stat(pid: int) -> list[int | str]:
+    """State, parent, process group and session of ``pid`` from /proc (``comm`` may hold spaces)."""
+    state, ppid, pgrp, session = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:4]
+    return [state, int(ppid), int(pgrp), int(session)]
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie does not count)."""
+    with suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+    try:
+        return _stat(pid)[0] != "Z"
+    except OSError:
+        return False
