@@ -6,7 +6,6 @@ by an earlier export would be), so it runs the same alone, in any order, or afte
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,7 @@ import pytest
 from include import layout, registry, storage
 from include.config import load_schema
 from include.features import build_features
-from include.ingest import Download, land
+from include.ingest import Received, land
 from include.training import train_and_evaluate
 from scripts.publish import make_batch
 from scripts.stack.config import REPO
@@ -38,8 +37,7 @@ def data_root(stack: LocalStack) -> str:
 def landed(stack: LocalStack, kind: str, seed: int, at: datetime) -> str:
     """Land a batch of ``kind`` as if ingest had received it at ``at``; return its batch id."""
     content = make_batch(kind, rows=60, seed=seed).to_csv(index=False).encode()
-    download = Download(content, hashlib.sha256(content).hexdigest(), etag=None, last_modified=None)
-    return land(data_root(stack), download, source_url="an earlier export", now=at)["batch_id"]
+    return land(data_root(stack), Received("an earlier export", {}, content), now=at)["batch_id"]
 
 
 def finished(stack: LocalStack, wait_for, dag_id: str, run_id: str) -> dict:
