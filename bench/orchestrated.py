@@ -3,6 +3,7 @@ throwaway stack per executor (``BENCH_EXECUTORS``, default ``embedded,celery``).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -20,7 +21,15 @@ def main(which: set[str] | None = None) -> dict[str, Any]:
     batches = record.env_int("BENCH_BATCHES", 10)
     noop_tasks = record.env_int("BENCH_NOOP_TASKS", 10)
     sizes = record.env_ints("BENCH_DEFER_SIZES", "200,500")
-    extra_env = {"BENCH_NOOP_TASKS": str(noop_tasks), "BENCH_DEFER_SIZES": ",".join(map(str, sizes))}
+    # BENCH_EXTRA_ENV (JSON) overrides the stack's Airflow settings, e.g. the defaults before tuning,
+    # for an A/B in one sitting; BENCH_LABEL names the variant in the records.
+    overrides = json.loads(os.environ.get("BENCH_EXTRA_ENV") or "{}")
+    label = os.environ.get("BENCH_LABEL") or ("custom" if overrides else "stack defaults")
+    extra_env = {
+        "BENCH_NOOP_TASKS": str(noop_tasks),
+        "BENCH_DEFER_SIZES": ",".join(map(str, sizes)),
+        **overrides,
+    }
     lat, over, defer = [], [], []
     for executor in executors:
         with tempfile.TemporaryDirectory(prefix=f"bench-{executor}-") as home:
@@ -28,12 +37,13 @@ def main(which: set[str] | None = None) -> dict[str, Any]:
             with running_stack(executor, Path(home), extra_env) as stack:
                 print(f"{executor} stack up in {time.monotonic() - started:.0f} s", flush=True)
                 if "latency" in which:
-                    raw = record.results_dir() / "raw" / f"latency-{executor}.json"
-                    result = latency.run(stack, executor, batches, raw_out=raw)
+                    raw = record.results_dir() / "raw" / f"latency-{executor}-{int(time.time())}.json"
+                    result = {"label": label, "overrides": overrides}
+                    result |= latency.run(stack, executor, batches, raw_out=raw)
                     lat.append(result)
                     record.append("latency", result)
                 if "overhead" in which:
-                    result = overhead.run(stack, executor)
+                    result = {"label": label, "overrides": overrides, **overhead.run(stack, executor)}
                     over.append(result)
                     record.append("overhead", result)
                 if "deferral" in which and executor in defer_on:

@@ -157,7 +157,15 @@ class StackConfig:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.log_server_ports[1]),
             # New DAG files show up within seconds, not the default 5 minutes.
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+            # Re-parsing every known file every 10 s kept the dag-processor busy on one of the 2 cores
+            # while the pipeline's tasks needed it; Airflow's default 30 s still picks up an edit soon.
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+            # Speed for a small machine (bench/latency.py measures it). Every hop of the chain (a task
+            # ended -> the next is scheduled; an asset event -> the consumer's run) waits for the next
+            # scheduler loop, and an idle loop sleeps `scheduler_idle_sleep_time` (default 1 s) first:
+            # ~0.5 s on average per hop, a dozen hops per batch. A loop on this SQLite database costs a
+            # few ms, so looping every 0.1 s when idle costs little CPU.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
             "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp),
             "AIRFLOW_CONN_MODEL_SERVER": json.dumps(
                 {"conn_type": "http", "host": "127.0.0.1", "port": self.model_server_port}
