@@ -34,11 +34,12 @@ def main(which: set[str] | None = None) -> dict[str, Any]:
     for executor in executors:
         with tempfile.TemporaryDirectory(prefix=f"bench-{executor}-") as home:
             started = time.monotonic()
+            load_at_start = [round(x, 2) for x in os.getloadavg()]  # the record adds the load at its end
             with running_stack(executor, Path(home), extra_env) as stack:
                 print(f"{executor} stack up in {time.monotonic() - started:.0f} s", flush=True)
                 if "latency" in which:
                     raw = record.results_dir() / "raw" / f"latency-{executor}-{int(time.time())}.json"
-                    result = {"label": label, "overrides": overrides}
+                    result = {"label": label, "overrides": overrides, "load_avg_at_start": load_at_start}
                     result |= latency.run(stack, executor, batches, raw_out=raw)
                     lat.append(result)
                     record.append("latency", result)

@@ -133,7 +133,8 @@ class StackConfig:
         return {
             **os.environ,
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONPATH": str(REPO),
+            # config/ holds airflow_local_settings.py: the scheduler preloads the tasks' libraries.
+            "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'config'}",
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
