@@ -17,6 +17,7 @@ triggerer skip this (DAG parsing stays light: tests/dags checks it).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 
@@ -50,3 +51,7 @@ if _forks_tasks(sys.argv):
             importlib.import_module(_name)
         except ImportError:  # a library the image does not have: its tasks import (and fail) as before
             continue
+    # Move what was just loaded out of the collector's sight: a forked child's first collection would
+    # otherwise write to every object's header and copy the whole preloaded heap (measured: 100-185 ms
+    # per fork with these libraries, 7 ms frozen).
+    gc.freeze()
