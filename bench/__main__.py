@@ -26,6 +26,9 @@ NAMES = ("limit", "etl", "parse", *sorted(STACK))
 
 
 def main(argv: list[str]) -> None:
+    if {"-h", "--help"} & set(argv):
+        print(__doc__)
+        return
     names = set(argv) or set(NAMES)
     unknown = names - set(NAMES)
     if unknown:
