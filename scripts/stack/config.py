@@ -164,9 +164,11 @@ class StackConfig:
             # Speed for a small machine (bench/latency.py measures it). Every hop of the chain (a task
             # ended -> the next is scheduled; an asset event -> the consumer's run) waits for the next
             # scheduler loop, and an idle loop sleeps `scheduler_idle_sleep_time` (default 1 s) first:
-            # ~0.5 s on average per hop, a dozen hops per batch. A loop on this SQLite database costs a
-            # few ms, so looping every 0.1 s when idle costs little CPU.
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
+            # ~0.5 s on average per hop, ~15 hops per batch. Not lower on SQLite: each loop also writes
+            # (ingest's always-running run gets a new scheduling decision), and at 0.1 s an `airflow
+            # backfill create` in the integration tests once hit "database is locked" (a SQLite writer
+            # whose snapshot went stale fails at once, whatever the busy timeout). PostgreSQL: 0.1 s.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
             "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp),
             "AIRFLOW_CONN_MODEL_SERVER": json.dumps(
                 {"conn_type": "http", "host": "127.0.0.1", "port": self.model_server_port}
@@ -256,6 +258,8 @@ class CeleryConfig(StackConfig):
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{self.postgres}/{self.database}",
             "AIRFLOW__CELERY__BROKER_URL": f"redis://{self.redis}/{self.redis_db}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+            # PostgreSQL takes the scheduler's frequent writes without locking out other writers.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
             "AIRFLOW__CELERY__FLOWER_PORT": str(self.flower_port),
         }
 
