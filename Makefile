@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m scripts.stack
 
-.PHONY: install demo up down publish status up-celery down-celery env test lint airflow
+.PHONY: install demo up down publish status up-celery down-celery env test lint airflow bench
 
 install: $(VENV)/.installed
 
@@ -46,3 +46,6 @@ test: lint  ## the whole test suite: dags, unit and integration tiers
 
 airflow: install  ## the airflow CLI against the local stack: make airflow ARGS="dags list"
 	$(STACK) airflow -- $(ARGS)
+
+bench: install  ## the benchmarks (bench/README in bench/__main__.py); sizes from BENCH_* variables
+	$(PY) -m bench $(BENCH)

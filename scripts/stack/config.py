@@ -133,7 +133,8 @@ class StackConfig:
         return {
             **os.environ,
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONPATH": str(REPO),
+            # config/ holds airflow_local_settings.py: the scheduler preloads the tasks' libraries.
+            "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'config'}",
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
@@ -157,7 +158,17 @@ class StackConfig:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.log_server_ports[1]),
             # New DAG files show up within seconds, not the default 5 minutes.
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+            # Re-parsing every known file every 10 s kept the dag-processor busy on one of the 2 cores
+            # while the pipeline's tasks needed it; Airflow's default 30 s still picks up an edit soon.
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+            # Speed for a small machine (bench/latency.py measures it). Every hop of the chain (a task
+            # ended -> the next is scheduled; an asset event -> the consumer's run) waits for the next
+            # scheduler loop, and an idle loop sleeps `scheduler_idle_sleep_time` (default 1 s) first:
+            # ~0.5 s on average per hop, ~15 hops per batch. Not lower on SQLite: each loop also writes
+            # (ingest's always-running run gets a new scheduling decision), and at 0.1 s an `airflow
+            # backfill create` in the integration tests once hit "database is locked" (a SQLite writer
+            # whose snapshot went stale fails at once, whatever the busy timeout). PostgreSQL: 0.1 s.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
             "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp),
             "AIRFLOW_CONN_MODEL_SERVER": json.dumps(
                 {"conn_type": "http", "host": "127.0.0.1", "port": self.model_server_port}
@@ -254,6 +265,8 @@ class CeleryConfig(StackConfig):
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{self.postgres}/{self.database}",
             "AIRFLOW__CELERY__BROKER_URL": f"redis://{self.redis}/{self.redis_db}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+            # PostgreSQL takes the scheduler's frequent writes without locking out other writers.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
             "AIRFLOW__CELERY__FLOWER_PORT": str(self.flower_port),
         }
 

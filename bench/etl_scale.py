@@ -1,0 +1,203 @@
+"""ETL at scale: landing + validation + features on large batches in the Iris schema, rows/s and
+peak RSS, against bare pyarrow reading the same CSV and writing Parquet (and reading that and writing
+it again, as features do) in the same run. Each side runs in a fresh process so its peak RSS is its own.
+
+Landing starts from the downloaded bytes in memory, as ``include.ingest.land`` does after
+``download`` (which also holds the whole body): the HTTP transfer itself is not timed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import record
+
+
+def make_csv(path: Path, rows: int, seed: int = 7) -> int:
+    """Write ``rows`` valid Iris-schema rows as CSV (in chunks, so the generator stays small)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    rng = np.random.default_rng(seed)
+    species = np.array(["setosa", "versicolor", "virginica"])
+    chunk = 1_000_000
+    with pacsv.CSVWriter(
+        str(path),
+        pa.schema(
+            [
+                ("sepal_length", pa.float64()),
+                ("sepal_width", pa.float64()),
+                ("petal_length", pa.float64()),
+                ("petal_width", pa.float64()),
+                ("species", pa.string()),
+            ]
+        ),
+        write_options=pacsv.WriteOptions(quoting_style="none"),
+    ) as writer:
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            # Distinct rows (the duplicates rule would reject repeats): a unique tail in the 4th column.
+            unique = (np.arange(start, start + n) % 10_000_000) / 1e8
+            table = pa.table(
+                {
+                    "sepal_length": np.round(rng.uniform(4.3, 7.9, n), 1),
+                    "sepal_width": np.round(rng.uniform(2.0, 4.4, n), 1),
+                    "petal_length": np.round(rng.uniform(1.0, 6.9, n), 1),
+                    "petal_width": np.round(rng.uniform(0.1, 2.4, n), 1) + unique,
+                    "species": species[rng.integers(0, 3, n)],
+                }
+            )
+            writer.write_table(table)
+    return path.stat().st_size
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _pipeline(csv: Path, root: str) -> dict[str, Any]:
+    import hashlib
+
+    import pyarrow.dataset  # noqa: F401 (loaded lazily by the first Parquet read; not the data's cost)
+
+    from include.config import load_schema
+    from include.features import build_features
+    from include.ingest import Download, land
+    from include.validation import validate_and_quarantine
+
+    schema = load_schema()
+    base = _peak_rss_mb()
+    t0 = time.perf_counter()
+    content = csv.read_bytes()
+    batch = Download(
+        content=content, sha256=hashlib.sha256(content).hexdigest(), etag=None, last_modified=None
+    )
+    manifest = land(root, batch, source_url="file://bench")
+    del content, batch
+    t1 = time.perf_counter()
+    report = validate_and_quarantine(root, [manifest["batch_id"]], schema)
+    t2 = time.perf_counter()
+    build_features(root, report["valid"], schema)
+    t3 = time.perf_counter()
+    return {
+        "valid": bool(report["valid"]),
+        "land_s": t1 - t0,
+        "validate_s": t2 - t1,
+        "features_s": t3 - t2,
+        "total_s": t3 - t0,
+        "peak_rss_mb": _peak_rss_mb(),
+        "rss_after_imports_mb": base,
+    }
+
+
+def _bare(csv: Path, folder: Path) -> dict[str, Any]:
+    import pyarrow.csv as pacsv
+    import pyarrow.dataset  # noqa: F401 (as in the pipeline's child)
+    import pyarrow.parquet as pq
+
+    base = _peak_rss_mb()
+    t0 = time.perf_counter()
+    pq.write_table(pacsv.read_csv(str(csv)), folder / "raw.parquet")
+    t1 = time.perf_counter()
+    pq.write_table(pq.read_table(folder / "raw.parquet"), folder / "features.parquet")
+    t2 = time.perf_counter()
+    return {
+        "land_s": t1 - t0,
+        "features_s": t2 - t1,
+        "total_s": t2 - t0,
+        "peak_rss_mb": _peak_rss_mb(),
+        "rss_after_imports_mb": base,
+    }
+
+
+def _child(kind: str, csv: str, folder: str) -> None:
+    result = (
+        _pipeline(Path(csv), Path(folder).as_uri()) if kind == "pipeline" else _bare(Path(csv), Path(folder))
+    )
+    print(json.dumps(result))
+
+
+def _spawn(kind: str, csv: Path, folder: Path, timeout: float) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.etl_scale", kind, str(csv), str(folder)],
+            capture_output=True,
+            text=True,
+            cwd=record.REPO,
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": str(record.REPO)},
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish within {timeout:.0f} s"}
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(sizes: list[int], timeout: float = 900) -> dict[str, Any]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-etl-") as tmp:
+        for rows in sizes:
+            csv = Path(tmp) / f"{rows}.csv"
+            size = make_csv(csv, rows)
+            bare = _spawn("bare", csv, Path(tmp) / f"bare-{rows}", timeout)
+            pipe = _spawn("pipeline", csv, Path(tmp) / f"pipe-{rows}", timeout)
+            entry: dict[str, Any] = {
+                "rows": rows,
+                "csv_mb": round(size / 2**20, 1),
+                "bare": bare,
+                "pipeline": pipe,
+            }
+            if "error" not in bare and "error" not in pipe:
+                entry["bare_rows_per_s"] = round(rows / bare["total_s"])
+                entry["pipeline_rows_per_s"] = round(rows / pipe["total_s"])
+                entry["pipeline_over_bare_rate"] = round(bare["total_s"] / pipe["total_s"], 3)
+            results.append(entry)
+            csv.unlink()
+    return {"sizes": results}
+
+
+def print_report(result: dict[str, Any]) -> None:
+    rows = []
+    for e in result["sizes"]:
+        for side in ("bare", "pipeline"):
+            r = e[side]
+            if "error" in r:
+                rows.append([e["rows"], side, r["error"], None, None, None, None])
+                continue
+            rows.append(
+                [
+                    e["rows"],
+                    side,
+                    round(e["rows"] / r["total_s"]),
+                    r["land_s"],
+                    r.get("validate_s"),
+                    r["features_s"],
+                    round(r["peak_rss_mb"]),
+                ]
+            )
+    record.table(
+        ["rows", "side", "rows/s", "land s", "validate s", "features s", "peak RSS MB"],
+        rows,
+        title="ETL at scale (bare = pyarrow CSV->Parquet->Parquet on the same file)",
+    )
+    for e in result["sizes"]:
+        if "pipeline_over_bare_rate" in e:
+            print(
+                f"  {e['rows']:,} rows ({e['csv_mb']} MB CSV): pipeline rate = "
+                f"{e['pipeline_over_bare_rate']:.2f} x bare pyarrow"
+            )
+
+
+if __name__ == "__main__":
+    _child(*sys.argv[1:4])

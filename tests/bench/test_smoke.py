@@ -1,0 +1,91 @@
+"""A smoke run of the benchmark harness with tiny sizes: it produces figures and writes records, not
+how fast. The benchmarks that need a running Airflow are checked through their analysis code on REST
+data recorded from a real run (tests/bench/data), since starting a stack here would cost minutes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import etl_scale, latency, limit, overhead, parse_train, record
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("BENCH_RESULTS_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_record_has_machine_and_figures(results):
+    path = record.append("smoke", {"value": 1.5})
+    [line] = path.read_text().splitlines()
+    entry = json.loads(line)
+    assert path.parent == results
+    assert entry["value"] == 1.5
+    assert {"cores", "memory_gb", "load_avg", "airflow", "git_revision"} <= set(entry["machine"])
+    assert record.summary([1, 2, 3, 4])["p50"] == 2.5
+
+
+def test_latency_breakdown_adds_up_on_recorded_rest_data(results):
+    samples = json.loads((DATA / "latency_samples.json").read_text())
+    for sample in samples:
+        part = latency.breakdown(sample)
+        assert sum(part["totals"].values()) == pytest.approx(part["total"], abs=0.01)
+        assert part["totals"]["task"] > 0
+        assert part["stages"][0][1] == "detection"
+    figures = latency.aggregate(samples)
+    assert figures["latency"]["n"] == len(samples)
+    assert "train" in figures["per_stage_p50"]
+    latency.print_report([{"executor": "recorded", **figures}])
+    assert record.append("latency", figures).exists()
+
+
+def test_overhead_analysis():
+    start = "2026-01-01T00:00:00+00:00"
+    tis = [
+        {
+            "task_id": f"noop_{i:03d}",
+            "start_date": f"2026-01-01T00:00:{2 * i + 1:02d}+00:00",
+            "end_date": f"2026-01-01T00:00:{2 * i + 2:02d}+00:00",
+        }
+        for i in range(3)
+    ]
+    figures = overhead.analyse({"start_date": start, "end_date": "2026-01-01T00:00:06+00:00"}, tis)
+    assert figures == {
+        "tasks": 3,
+        "run_seconds": 6.0,
+        "seconds_per_task": 2.0,
+        "task_duration_p50": 1.0,
+        "gap_p50": 1.0,
+        "first_task_after_run_start": 1.0,
+    }
+
+
+def test_plain_chain_limit(results):
+    figures = limit.run(batches=2)
+    assert figures["warm_chain_s"] > 0
+    assert set(figures["warm_steps_s"]) == set(limit.STEPS)
+    limit.print_report(figures, {"recorded": 10.0})
+
+
+def test_etl_scale_against_bare_pyarrow(results):
+    figures = etl_scale.run([2000])
+    [entry] = figures["sizes"]
+    assert entry["bare"]["peak_rss_mb"] > 0
+    assert entry["pipeline"]["valid"] is True
+    assert entry["pipeline_over_bare_rate"] > 0
+    etl_scale.print_report(figures)
+
+
+def test_parse_and_training(results):
+    figures = {
+        "parse": parse_train.parse_times([record.REPO / "dags" / "ingest.py"], repeats=1),
+        "training": [parse_train.training(rows=120, repeats=1)],
+    }
+    assert figures["parse"][0]["heavy_imports"] == []
+    assert figures["training"][0]["plain_sklearn"] > 0
+    parse_train.print_report(figures)
