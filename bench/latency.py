@@ -23,7 +23,7 @@ from bench.stack import wait_for
 CRITICAL_PATH = (
     ("ingest", "wait_for_new_data"),
     ("ingest", "land_batch"),
-    ("etl", "select_batches"),
+    ("ingest", "publish_batches"),
     ("etl", "validate_batches"),
     ("etl", "build_features"),
     ("train_validate", "train"),
@@ -46,7 +46,7 @@ def _t(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
 
 
-def breakdown(sample: dict[str, Any]) -> dict[str, Any]:
+def breakdown(sample: dict[str, Any], path: tuple[tuple[str, str], ...] = CRITICAL_PATH) -> dict[str, Any]:
     """Split one batch's publish-to-pointer interval into stages, from what the REST API said.
 
     ``sample`` holds ``published_at`` and ``pointer_at`` (epoch seconds), ``runs``
@@ -58,7 +58,7 @@ def breakdown(sample: dict[str, Any]) -> dict[str, Any]:
     stages: list[tuple[str, str, float]] = []
     previous_end = published
     previous_dag = None
-    for dag_id, task_id in CRITICAL_PATH:
+    for dag_id, task_id in path:
         run = sample["runs"][dag_id]
         ti = next(t for t in run["tis"] if t["task_id"] == task_id)
         start, end = _t(ti["start_date"]), _t(ti["end_date"])
@@ -90,9 +90,11 @@ def breakdown(sample: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def aggregate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+def aggregate(
+    samples: list[dict[str, Any]], path: tuple[tuple[str, str], ...] = CRITICAL_PATH
+) -> dict[str, Any]:
     """Latency percentiles over the samples, and each stage's median."""
-    parts = [breakdown(s) for s in samples]
+    parts = [breakdown(s, path) for s in samples]
     names = [(n, k) for n, k, _s in parts[0]["stages"]] if parts else []
     per_stage = {
         name: {"kind": kind, "p50": round(statistics.median(p["stages"][i][2] for p in parts), 3)}

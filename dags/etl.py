@@ -52,16 +52,19 @@ from mlpipe.stages import alert_quarantined, no_retry_on, stage_dag_args
 )
 def etl():
     @task
-    def select_batches(
+    def validate_batches(
         *, params, triggering_asset_events=None, data_interval_start=None, data_interval_end=None
-    ) -> list[str]:
-        """The batches this run covers: chosen by hand, announced by ingest, or landed in the interval."""
-        from include.batches import select_batches as select
-        from include.config import storage_root
+    ) -> dict:
+        """Select the run's batches (chosen by hand, announced by ingest, or landed in the interval),
+        then validate each and quarantine the bad ones. One task, not two: it is on the critical path."""
+        from include.batches import select_batches
+        from include.config import load_schema, storage_root
+        from include.validation import validate_and_quarantine
 
+        root = storage_root()
         with no_retry_on(InvalidIdError):
-            return select(
-                storage_root(),
+            batch_ids = select_batches(
+                root,
                 requested=params["batch_ids"],
                 landed_from=params["landed_from"],
                 landed_to=params["landed_to"],
@@ -70,13 +73,7 @@ def etl():
                 ],
                 interval=(data_interval_start, data_interval_end) if data_interval_start else None,
             )
-
-    @task
-    def validate_batches(batch_ids: list[str]) -> dict:
-        from include.config import load_schema, storage_root
-        from include.validation import validate_and_quarantine
-
-        return validate_and_quarantine(storage_root(), batch_ids, load_schema())
+        return validate_and_quarantine(root, batch_ids, load_schema())
 
     @task(outlets=[features])
     def build_features(report: dict, *, outlet_events=None) -> list[dict]:
@@ -93,7 +90,7 @@ def etl():
         }
         return written
 
-    report = validate_batches(select_batches())
+    report = validate_batches()
     build_features(report)
     alert_quarantined(report, stage="etl")
 

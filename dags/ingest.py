@@ -42,7 +42,7 @@ def ingest():
     arrival = NewDataSensor(
         task_id="wait_for_new_data",
         known_fingerprint=last_seen_fingerprint(),
-        poll_interval=3,
+        poll_interval=1,  # a conditional GET (or a listing) per second; detection waits 0.5 s on average
         timeout=timedelta(days=1),
         soft_fail=True,  # a day without new data is not a failure: the next run waits again
         retries=0,

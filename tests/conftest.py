@@ -27,7 +27,7 @@ os.environ.update(
 )
 
 
-TIERS = ("dags", "unit", "integration", "faults", "ui")
+TIERS = ("dags", "unit", "bench", "integration", "faults", "ui")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

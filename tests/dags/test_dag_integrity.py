@@ -21,7 +21,7 @@ HEAVY_MODULES = {"pandas", "numpy", "sklearn", "pyarrow", "joblib", "scipy"}
 # would run at once, before the decisions it depends on).
 FIRST_TASK = {
     "ingest": "last_seen_fingerprint",
-    "etl": "select_batches",
+    "etl": "validate_batches",
     "train_validate": "train",
     "deploy": "compare_with_production",
     "monitor": "check_production",
