@@ -23,8 +23,8 @@ up: install  ## start the local stack in the background (UI on http://127.0.0.1:
 down:  ## stop everything `make up` or `make demo` started
 	$(STACK) down
 
-publish: install  ## publish another batch at the local data source (KIND=bad|shuffled-labels)
-	$(STACK) publish --kind $(or $(KIND),good)
+publish: install  ## publish another batch at the local data source (KIND=bad|shuffled-labels; DROP=1: into .airflow/drop/)
+	$(STACK) publish --kind $(or $(KIND),good) $(if $(DROP),--drop)
 
 status:
 	$(STACK) status

@@ -27,7 +27,7 @@ os.environ.update(
 )
 
 
-TIERS = ("dags", "unit", "bench", "integration", "faults", "ui")
+TIERS = ("dags", "unit", "bench", "integration", "production", "faults", "ui")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -39,6 +39,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return TIERS.index(parts[0]) if parts[0] in TIERS else len(TIERS)
 
     items.sort(key=tier)
+
+
+@pytest.fixture(scope="session")
+def wait_for():
+    """Poll a condition with a deadline (``tests.waits.wait_for``), for tests that watch a live stack."""
+    from tests import waits
+
+    return waits.wait_for
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -14,31 +14,34 @@ import subprocess
 from contextlib import suppress
 from pathlib import Path
 
-import pytest
-
 from scripts.stack.launcher import LocalStack
 from tests.waits import wait_for
 
 
 class Saboteur:
-    """Kills parts of ``stack`` by pid and starts components again the way the launcher did."""
+    """Kills parts of ``stack`` by pid and starts components again the way the launcher did.
+
+    A restarted component replaces the old one in ``stack.json``, so the stack keeps it and
+    ``stack.stop()`` ends it. A component killed without its process group may leave children behind
+    (a scheduler's executor workers): :meth:`stop_orphans` ends them."""
 
     def __init__(self, stack: LocalStack):
         self.stack = stack
-        self.restarted: dict[str, int] = {}  # component -> pid of the process we started
+        self.state_file = stack.config.home / "stack.json"
+        self.sessions = set(self._pids().values())  # every session a component of this stack ran in
+        self.orphaned: list[int] = []  # process groups whose leader we killed alone
+
+    def _pids(self) -> dict[str, int]:
+        return json.loads(self.state_file.read_text())["pids"]
 
     def pid(self, component: str) -> int:
-        if component in self.restarted:
-            return self.restarted[component]
-        return json.loads((self.stack.config.home / "stack.json").read_text())["pids"][component]
+        return self._pids()[component]
 
     def _check_ours(self, pid: int) -> None:
         """Refuse to signal a process outside the sessions of this stack's components (the launcher
         starts each in a session of its own; a task process's environment is overwritten by its title,
         its session is not)."""
-        components = json.loads((self.stack.config.home / "stack.json").read_text())["pids"]
-        sessions = {*components.values(), *self.restarted.values()}
-        if _stat(pid)[3] not in sessions:
+        if _stat(pid)[3] not in self.sessions:
             raise RuntimeError(f"process {pid} does not belong to the stack in {self.stack.config.home}")
 
     def kill(self, component: str, *, group: bool = True) -> tuple[list[str], str]:
@@ -52,6 +55,7 @@ class Saboteur:
             os.killpg(pid, signal.SIGKILL)
         else:
             os.kill(pid, signal.SIGKILL)
+            self.orphaned.append(pid)
         wait_for(lambda: not _alive(pid), 10, f"{component} ({pid}) to die")
         return command, cwd
 
@@ -67,7 +71,10 @@ class Saboteur:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.restarted[component] = process.pid
+        state = json.loads(self.state_file.read_text())
+        state["pids"][component] = process.pid
+        self.state_file.write_text(json.dumps(state))
+        self.sessions.add(process.pid)
         return process.pid
 
     def kill_task(self, dag_id: str, run_id: str, task_id: str, timeout: float = 60) -> int:
@@ -83,18 +90,12 @@ class Saboteur:
         os.kill(ti["pid"], signal.SIGKILL)
         return ti["try_number"]
 
-    def stop_restarted(self) -> None:
-        for pid in self.restarted.values():
+    def stop_orphans(self) -> None:
+        """End what is left of the process groups whose leader was killed alone."""
+        for pgid in self.orphaned:
             with suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-        with suppress(pytest.fail.Exception):
-            wait_for(
-                lambda: not any(_alive(pid) for pid in self.restarted.values()), 20, "restarted components"
-            )
-        for pid in self.restarted.values():
-            with suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        self.restarted.clear()
+                os.killpg(pgid, signal.SIGKILL)
+        self.orphaned.clear()
 
 
 def _stat(pid: int) -> list[int | str]:

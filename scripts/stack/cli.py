@@ -124,6 +124,11 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="state folder (default .airflow/)")
     parser.add_argument("--kind", default="good", help="publish: good, bad or shuffled-labels")
     parser.add_argument(
+        "--drop",
+        action="store_true",
+        help="publish: a new file in the drop folder <home>/drop/ instead of the HTTP source",
+    )
+    parser.add_argument(
         "--celery",
         action="store_true",
         help="the production topology: PostgreSQL, Redis, CeleryExecutor, a worker and Flower "
@@ -145,7 +150,7 @@ def main() -> None:
             stopped = stack.stop()
             print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
         elif args.command == "publish":
-            print(f"published a {args.kind} batch at {stack.publish(args.kind)}")
+            print(f"published a {args.kind} batch at {stack.publish(args.kind, drop=args.drop)}")
         elif args.command == "airflow":
             result = stack.config.airflow(*[a for a in airflow_args if a != "--"], check=False)
             print(result.stdout, end="")

@@ -76,6 +76,11 @@ class StackConfig:
         return self.home / "source"
 
     @property
+    def drop_dir(self) -> Path:
+        """A drop folder for ``publish --drop``; ingest watches it once crawl_url names it."""
+        return self.home / "drop"
+
+    @property
     def mail_dir(self) -> Path:
         return self.home / "mail"
 
@@ -218,7 +223,7 @@ class StackConfig:
     def init(self) -> None:
         """Create the home, its database, the admin login and the Variables that are not set yet
         (idempotent)."""
-        for folder in (self.home, self.source_dir, self.mail_dir, self.log_dir):
+        for folder in (self.home, self.source_dir, self.drop_dir, self.mail_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
         private_json(self.passwords_file, lambda: {ADMIN_USER: secrets.token_urlsafe(12)})
         self.airflow("db", "migrate")

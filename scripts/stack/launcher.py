@@ -51,8 +51,10 @@ class LocalStack:
         """Stop every component this stack started; return their names."""
         return self.supervisor.stop(grace)
 
-    def publish(self, kind: str = "good", seed: int | None = None) -> Path:
-        """A new batch at the stack's data source."""
+    def publish(self, kind: str = "good", seed: int | None = None, *, drop: bool = False) -> Path:
+        """A new batch at the stack's data source, or with ``drop`` a new file in its drop folder."""
+        if drop:
+            return publish(self.config.drop_dir, kind, seed=seed, drop=True)
         return publish(self.config.source_dir, kind, seed=seed)
 
     def mails(self) -> list[Path]:

@@ -39,7 +39,7 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
 def saboteur(stack: LocalStack) -> Iterator[Saboteur]:
     saboteur = Saboteur(stack)
     yield saboteur
-    saboteur.stop_restarted()
+    saboteur.stop_orphans()
 
 
 @pytest.fixture(scope="package")

@@ -18,11 +18,6 @@ from tests import waits
 from tests.integration.chain import leftover_processes
 
 
-@pytest.fixture(scope="session")
-def wait_for() -> Callable[..., object]:
-    return waits.wait_for
-
-
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory) -> LocalStack:
     home = tmp_path_factory.mktemp("stack")

@@ -130,7 +130,7 @@ def test_files_dropped_while_the_stack_is_down_land_once(stack: LocalStack, drop
 def saboteur(stack: LocalStack) -> Iterator[Saboteur]:
     saboteur = Saboteur(stack)
     yield saboteur
-    saboteur.stop_restarted()
+    saboteur.stop_orphans()
 
 
 def test_triggerer_killed_while_the_sensor_waits(stack: LocalStack, drop: Path, wait_for, saboteur):

@@ -29,6 +29,16 @@ def test_publish_passes_the_kind_through(tmp_path: Path):
     assert "unicorn" in set(pd.read_csv(tmp_path / "source" / "iris.csv")["species"])
 
 
+def test_publish_drop_writes_a_new_file_into_the_drop_folder(tmp_path: Path):
+    for _ in range(2):
+        assert run_cli("publish", "--drop", "--home", str(tmp_path)).returncode == 0
+
+    dropped = sorted((tmp_path / "drop").iterdir())
+    assert len(dropped) == 2
+    assert all(path.suffix == ".csv" and not path.name.startswith(".") for path in dropped)
+    assert not (tmp_path / "source" / "iris.csv").exists()
+
+
 def test_unknown_arguments_are_refused_outside_the_airflow_command(tmp_path: Path):
     result = run_cli("publish", "--kidn", "bad", "--home", str(tmp_path))
 
