@@ -7,14 +7,11 @@ deployment's history does; each scenario reads the state it starts from instead 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from scripts.stack.config import StackConfig
 from scripts.stack.launcher import LocalStack
 from scripts.stack.supervisor import free_port
-from tests import waits
 from tests.integration.chain import leftover_processes
 
 
