@@ -29,6 +29,7 @@ import fsspec
 import httpx
 
 MAX_REDIRECTS = 5
+REDIRECTS = (301, 302, 303, 307, 308)  # not httpx's is_redirect: that is every 3xx, 304 included
 IGNORED_PREFIXES = (".", "_")
 
 
@@ -87,11 +88,11 @@ async def fetch(
     origin = current = httpx.URL(url)
     for _ in range(MAX_REDIRECTS + 1):
         async with client.stream("GET", current, headers=headers) as response:
-            if response.is_redirect:
-                current = _follow(origin, current, response.headers.get("location"))
-                continue
             if response.status_code == 304:
                 return Fetched(url, 304)
+            if response.status_code in REDIRECTS:
+                current = _follow(origin, current, response.headers.get("location"))
+                continue
             if response.status_code != 200:
                 raise DownloadError(f"GET {url} answered HTTP {response.status_code}")
             declared = int(response.headers.get("content-length") or 0)

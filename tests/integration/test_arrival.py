@@ -13,13 +13,24 @@ import pytest
 
 from scripts.publish import publish
 from scripts.stack.launcher import LocalStack
-from tests.integration.chain import events_since, runs_since, task_states
+from tests.integration.chain import events_since, task_states
 from tests.sabotage import Saboteur
+
+
+def queued_since(stack: LocalStack, since: datetime) -> list[dict]:
+    """The ingest runs queued at or after ``since``, newest first. (Not ``run_after``: a continuous DAG's
+    next run gets its ``run_after`` when the run before it is created.)"""
+    runs = [
+        r
+        for r in stack.rest.dag_runs("ingest")
+        if r["queued_at"] and datetime.fromisoformat(r["queued_at"]) >= since
+    ]
+    return sorted(runs, key=lambda r: r["queued_at"], reverse=True)
 
 
 def deferred_since(stack: LocalStack, since: datetime) -> str | None:
     """The run id of the newest ingest run, if it was queued after ``since`` and its sensor is deferred."""
-    runs = runs_since(stack, "ingest", since, run_types=("scheduled",))
+    runs = queued_since(stack, since)
     if runs and task_states(stack, "ingest", runs[0]["dag_run_id"]).get("wait_for_new_data") == "deferred":
         return runs[0]["dag_run_id"]
     return None
@@ -29,7 +40,10 @@ def watch(stack: LocalStack, wait_for, url: str) -> datetime:
     """Point ``crawl_url`` at ``url`` and wait until a sensor watching it is deferred."""
     switched = datetime.now(UTC)
     stack.rest.set_variable("crawl_url", url)
-    wait_for(lambda: deferred_since(stack, switched), 90, f"an ingest sensor watching {url}")
+    health = stack.rest.get("/api/v2/monitor/health")["triggerer"]
+    wait_for(
+        lambda: deferred_since(stack, switched), 180, f"an ingest sensor watching {url} (triggerer: {health})"
+    )
     return switched
 
 
@@ -67,7 +81,7 @@ def test_reverted_url_lands_nothing_and_starts_no_run_loop(stack: LocalStack, wa
     )
     time.sleep(max(0.0, 30 - (datetime.now(UTC) - reverted).total_seconds()))
 
-    runs = runs_since(stack, "ingest", reverted, run_types=("scheduled",))
+    runs = queued_since(stack, reverted)
     print(f"\ningest runs started in the 30 s after the revert: {len(runs)}")
     assert len(runs) <= 1
     assert events_since(stack, "raw_batches", reverted) == []
@@ -137,8 +151,16 @@ def test_triggerer_killed_while_the_sensor_waits(stack: LocalStack, drop: Path, 
     wait_for(lambda: deferred_since(stack, datetime.min.replace(tzinfo=UTC)), 90, "the ingest sensor")
     since = datetime.now(UTC)
 
+    killed = datetime.now(UTC)
     saboteur.restart("triggerer", *saboteur.kill("triggerer"))
     path = publish(drop, rows=30, seed=3000, drop=True)
+
+    def healthy_again() -> bool:
+        triggerer = stack.rest.get("/api/v2/monitor/health")["triggerer"]
+        beat = triggerer["latest_triggerer_heartbeat"]
+        return triggerer["status"] == "healthy" and beat is not None and datetime.fromisoformat(beat) > killed
+
+    wait_for(healthy_again, 60, "the restarted triggerer's heartbeat")
 
     [event] = wait_for(lambda: landed_from(stack, since, [path]), 150, "the file dropped around the kill")
     wait_for(lambda: deferred_since(stack, since), 90, "ingest to wait again")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import io
@@ -31,7 +32,7 @@ from include.ingest import (
     land_arrival,
     parse_csv,
 )
-from include.sources import DownloadError, download
+from include.sources import DownloadError, download, fetch_within
 from scripts.data_source import DataSource
 
 NOW = datetime(2026, 11, 21, 16, 15, 0, 123456, tzinfo=UTC)
@@ -145,6 +146,16 @@ def test_download_returns_content_hash_and_validators(source, published, content
     assert batch.etag == httpx.get(source.url(published)).headers["etag"]
     assert batch.etag.startswith('"')
     assert batch.validators == {"etag": batch.etag, "last_modified": "Tue, 14 Nov 2023 22:13:20 GMT"}
+
+
+def test_a_conditional_get_of_unchanged_content_is_a_304_not_a_redirect(source, published):
+    etag = httpx.get(source.url(published)).headers["etag"]
+
+    fetched = asyncio.run(
+        fetch_within(source.url(published), timeout=5, max_bytes=10, headers={"If-None-Match": etag})
+    )
+
+    assert (fetched.status, fetched.content) == (304, None)
 
 
 def test_download_from_a_source_without_validators(bare_source, published, content):
