@@ -44,27 +44,31 @@ class Saboteur:
         if _stat(pid)[3] not in self.sessions:
             raise RuntimeError(f"process {pid} does not belong to the stack in {self.stack.config.home}")
 
-    def kill(self, component: str, *, group: bool = True) -> tuple[list[str], str]:
+    def kill(self, component: str, *, group: bool = True) -> tuple[list[str], str, dict[str, str]]:
         """SIGKILL ``component`` (its whole process group, or only its main process); return the
-        command line and working folder it was started with."""
+        command line, working folder and environment it was started with."""
         pid = self.pid(component)
         self._check_ours(pid)
         command = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
         cwd = os.readlink(f"/proc/{pid}/cwd")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+        env = dict(line.split("=", 1) for line in environ if "=" in line)
+        if env.get("AIRFLOW_HOME") != str(self.stack.config.home):  # overwritten by a process title
+            env = self.stack.config.env
         if group:
             os.killpg(pid, signal.SIGKILL)
         else:
             os.kill(pid, signal.SIGKILL)
             self.orphaned.append(pid)
         wait_for(lambda: not _alive(pid), 10, f"{component} ({pid}) to die")
-        return command, cwd
+        return command, cwd, env
 
-    def restart(self, component: str, command: list[str], cwd: str) -> int:
+    def restart(self, component: str, command: list[str], cwd: str, env: dict[str, str]) -> int:
         """Start ``component`` again, in a session of its own, logging where the launcher logs it."""
         with open(self.stack.config.home / "logs" / f"{component}.log", "ab") as log:
             process = subprocess.Popen(
                 command,
-                env=self.stack.config.env,
+                env=env,
                 cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,

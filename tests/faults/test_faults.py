@@ -141,8 +141,8 @@ def test_scheduler_killed_mid_chain_the_chain_completes_once(
         "etl to run on the new batch",
     )
 
-    command, cwd = saboteur.kill("scheduler", group=False)  # its executor workers outlive it
-    saboteur.restart("scheduler", command, cwd)
+    started = saboteur.kill("scheduler", group=False)  # its executor workers outlive it
+    saboteur.restart("scheduler", *started)
 
     [event] = wait_for(lambda: events_since(stack, "production_model", since), 180, "a model in production")
     version = event["extra"]["version"]
@@ -190,7 +190,7 @@ def test_model_server_down_during_promotion_keeps_production_what_is_served(
     kept = pointer(data)
     served = production_version(data)
     assert served is not None
-    command, cwd = saboteur.kill("model-server")
+    started = saboteur.kill("model-server")
     since = datetime.now(UTC)
 
     run_id = train_by_hand(stack, data)
@@ -209,7 +209,7 @@ def test_model_server_down_during_promotion_keeps_production_what_is_served(
     )
     assert "Connection refused" in body(mail) or "connect" in body(mail).lower()
 
-    saboteur.restart("model-server", command, cwd)
+    saboteur.restart("model-server", *started)
     wait_for(lambda: _served(stack) == served, 60, "the restarted model server to serve the pointer's model")
 
     since = datetime.now(UTC)
@@ -233,7 +233,7 @@ def _served(stack: LocalStack) -> str | None:
 def test_smtp_down_the_pipeline_goes_on_and_alert_tasks_fail_visibly(
     stack: LocalStack, saboteur: Saboteur, data: Path
 ):
-    command, cwd = saboteur.kill("smtp-sink")
+    started = saboteur.kill("smtp-sink")
     mails = stack.mails()
     since = datetime.now(UTC)
 
@@ -261,4 +261,4 @@ def test_smtp_down_the_pipeline_goes_on_and_alert_tasks_fail_visibly(
     assert production_version(data) == promoted["extra"]["version"]
     assert stack.mails() == mails
 
-    saboteur.restart("smtp-sink", command, cwd)
+    saboteur.restart("smtp-sink", *started)
