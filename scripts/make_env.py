@@ -38,6 +38,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "AIRFLOW_API_SECRET_KEY": _token(32),
     "POSTGRES_PASSWORD": _token(24),
     "AIRFLOW_ADMIN_PASSWORD": _token(16),
+    "MODEL_SERVER_TOKEN": _token(32),
 }
 
 

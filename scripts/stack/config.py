@@ -109,6 +109,13 @@ class StackConfig:
             *self.log_server_ports,
         )
 
+    @property
+    def model_server_token(self) -> str:
+        """The model server's ``/reload`` token, made once per home; deploy sends it as the
+        ``model_server`` connection's password."""
+        token = private_json(self.home / "model-server.json", lambda: {"token": secrets.token_urlsafe(32)})
+        return token["token"]
+
     # -- Airflow's configuration ----------------------------------------------------------------------
 
     def secrets(self) -> dict[str, str]:
@@ -176,8 +183,15 @@ class StackConfig:
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
             "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp),
             "AIRFLOW_CONN_MODEL_SERVER": json.dumps(
-                {"conn_type": "http", "host": "127.0.0.1", "port": self.model_server_port}
+                {
+                    "conn_type": "http",
+                    "host": "127.0.0.1",
+                    "port": self.model_server_port,
+                    "login": "airflow",
+                    "password": self.model_server_token,
+                }
             ),
+            "MODEL_SERVER_TOKEN": self.model_server_token,
             "PIPELINE_STORAGE_ROOT": self.storage_root,
         }
 

@@ -51,7 +51,7 @@ SERVICES = AIRFLOW_SERVICES | {
 }
 CODE_FOLDERS = ("dags", "include", "plugins")
 SECRETS = ("POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY")
-GENERATED = (*SECRETS, "AIRFLOW_ADMIN_PASSWORD")
+GENERATED = (*SECRETS, "AIRFLOW_ADMIN_PASSWORD", "MODEL_SERVER_TOKEN")
 
 # $$ is a literal dollar; ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}.
 _VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\})")
@@ -336,14 +336,31 @@ def test_the_model_server_reads_the_models_deploy_promotes(compose: dict, servic
     assert dockerfile()[2].get("/opt/airflow/serving") == "serving", "the image does not contain serving/"
 
 
+def test_the_reload_token_reaches_the_server_and_deploys_connection(
+    raw: dict, services: dict[str, dict], example_env: dict
+) -> None:
+    env = {**example_env, "MODEL_SERVER_TOKEN": "t0ken-_"}
+    resolved = interpolate(raw, env)
+    connection = json.loads(resolved["x-airflow-common"]["environment"]["AIRFLOW_CONN_MODEL_SERVER"])
+    assert connection["password"] == resolved["services"]["model-server"]["environment"]["MODEL_SERVER_TOKEN"]
+    assert connection["password"] == "t0ken-_"
+    assert connection["login"], "HttpHook sends the password (as HTTP Basic) only with a login"
+    assert "--token" not in services["model-server"]["command"], "a token on the command line shows in ps"
+    for setting in (
+        raw["x-airflow-common"]["environment"]["AIRFLOW_CONN_MODEL_SERVER"],
+        raw["services"]["model-server"]["environment"]["MODEL_SERVER_TOKEN"],
+    ):
+        assert "${MODEL_SERVER_TOKEN:?" in setting, "the token must come from .env, required"
+
+
 def test_ui_ports_are_published(services: dict[str, dict]) -> None:
     for name, port in (
         ("airflow-apiserver", 8080),
         ("flower", 5555),
         ("mailpit", 8025),
-        ("model-server", 8500),
     ):
         assert f"{port}:{port}" in services[name]["ports"], f"{name} must publish {port} as the docs say"
+    assert services["model-server"]["ports"] == ["127.0.0.1:8500:8500"], "the model server: loopback only"
 
 
 def test_env_example_lists_exactly_the_variables_the_compose_file_uses(raw: dict, example_env: dict) -> None:

@@ -51,7 +51,12 @@ def test_every_component_shares_the_home_ports_and_keys(tmp_path: Path):
     assert env["AIRFLOW_HOME"] == str(tmp_path.resolve())
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
     assert env["AIRFLOW__CORE__FERNET_KEY"] == config.secrets()["fernet_key"]
-    assert json.loads(env["AIRFLOW_CONN_MODEL_SERVER"])["port"] == 18500
+    model_server = json.loads(env["AIRFLOW_CONN_MODEL_SERVER"])
+    assert model_server["port"] == 18500
+    assert model_server["password"] == env["MODEL_SERVER_TOKEN"] == config.model_server_token
+    assert model_server["login"], "HttpHook sends the password (as HTTP Basic) only with a login"
+    assert mode(tmp_path / "model-server.json") == 0o600
+    assert StackConfig(tmp_path).model_server_token == config.model_server_token
     assert env["PIPELINE_STORAGE_ROOT"] == "/srv/data"
     assert config.components()["model-server"][-3:] == ["serving", "--port", "18500"]
 

@@ -1,0 +1,116 @@
+"""The production model as one server process holds it, kept in step with the production pointer.
+
+Every worker process follows ``models/production.json`` on its own: before answering, it compares the
+pointer file's signature (inode, mtime, size, ETag: one ``stat`` on a local disk) with the one it last
+acted on, and loads the named version when the pointer changed. Workers therefore need no messages from
+each other: once the pointer names a version, the next request to any worker is answered by it.
+``POST /reload`` makes the worker that receives it load now and say which version it serves, which is
+how ``deploy`` confirms a promotion, and retries a version whose loading failed before.
+
+A version that fails to load (no pointer, a missing or tampered file) leaves the model already loaded
+in place; the failure is kept in ``error`` for ``/health``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from include import layout, registry, storage
+
+log = logging.getLogger("serving")
+
+# The fields of an fsspec ``info()`` that change when a file is replaced: local disks give inode and
+# mtime, object stores an ETag and a LastModified.
+_SIGNATURE_KEYS = ("ino", "mtime", "LastModified", "ETag", "size")
+_NEVER_CHECKED = ("never checked",)
+
+
+class ReloadError(RuntimeError):
+    """The version the pointer names could not be loaded; the previous model keeps serving."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A fitted model of one registered version, with what the API says about it."""
+
+    version: str
+    model: Any
+    classes: tuple[str, ...]
+    metadata: dict
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+
+def load(root: str, version: str) -> LoadedModel:
+    """Load ``version`` from the registry, which checks the file's sha256 before unpickling it."""
+    model = registry.load_model(root, version)
+    metadata = registry.version_metadata(root, version)
+    return LoadedModel(version, model, tuple(str(c) for c in model.classes_), metadata)
+
+
+class ProductionModel:
+    """The model ``models/production.json`` under ``root`` names, loaded in this process.
+
+    ``check_every`` (seconds) spaces out the pointer checks; 0 checks on every request, which costs a
+    ``stat`` on a local disk but a request on object storage, where a second or so is the better trade.
+    """
+
+    def __init__(self, root: str, check_every: float = 0.0) -> None:
+        self.root = root
+        self.check_every = check_every
+        self.loaded: LoadedModel | None = None
+        self.error: str | None = None
+        self._fs, self._pointer = storage.filesystem(layout.production_pointer(root))
+        self._lock = threading.Lock()
+        self._seen: tuple | None = _NEVER_CHECKED
+        self._checked_at = -math.inf
+
+    def current(self) -> LoadedModel | None:
+        """The model to answer with: the pointer's version, or the last one that loaded."""
+        now = time.monotonic()
+        if now - self._checked_at >= self.check_every:
+            self._checked_at = now
+            signature = self._signature()
+            if signature != self._seen:
+                with self._lock:
+                    if signature != self._seen:
+                        self._seen = signature
+                        try:
+                            self._follow()
+                        except ReloadError as exc:
+                            log.error("keeping %s: %s", self.loaded and self.loaded.version, exc)
+        return self.loaded
+
+    def reload(self) -> LoadedModel:
+        """Load the version the pointer names now; on failure keep the current model and raise."""
+        with self._lock:
+            self._seen = self._signature()
+            return self._follow()
+
+    def _signature(self) -> tuple | None:
+        try:
+            info = self._fs.info(self._pointer)
+        except FileNotFoundError:
+            return None
+        return tuple(info.get(key) for key in _SIGNATURE_KEYS)
+
+    def _follow(self) -> LoadedModel:
+        try:
+            version = registry.production_version(self.root)
+            if version is None:
+                raise LookupError(f"no model in production under {self.root}")
+            if self.loaded is None or self.loaded.version != version:
+                self.loaded = load(self.root, version)
+                log.info("serving model version %s", version)
+        # Unpickling can fail in many ways (a truncated file, a missing class); each one must leave the
+        # model that was serving in place.
+        except Exception as exc:
+            self.error = str(exc)
+            raise ReloadError(str(exc)) from exc
+        self.error = None
+        return self.loaded
