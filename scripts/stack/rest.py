@@ -13,7 +13,8 @@ import httpx
 from scripts.stack.errors import StackError
 
 STAGES = ("ingest", "etl", "train_validate", "deploy", "monitor")
-GET_RETRIES = 15
+IDEMPOTENT = ("GET", "PATCH", "PUT", "DELETE")
+RETRIES = 15
 
 
 class AirflowRestClient:
@@ -38,14 +39,16 @@ class AirflowRestClient:
         return {"Authorization": f"Bearer {self._token}"}
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        for _ in range(GET_RETRIES if method == "GET" else 1):
+        for _ in range(RETRIES if method in IDEMPOTENT else 1):
             response = httpx.request(
                 method, f"{self.base_url}{path}", headers=self._headers(), timeout=30, **kwargs
             )
             if response.status_code < 500:
                 break
             # Airflow 3.3.2 answers 500 for asset events while a run they created has not started yet
-            # (apache/airflow#71360, fixed upstream); that lasts a moment, so ask again.
+            # (apache/airflow#71360, fixed upstream), and on SQLite a write can meet "database is
+            # locked" while the scheduler writes; both last a moment, so a request that can be
+            # repeated safely is asked again.
             time.sleep(1)
         if response.status_code >= 400:
             raise StackError(f"{method} {path}: HTTP {response.status_code} {response.text}")
