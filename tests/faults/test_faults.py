@@ -135,11 +135,8 @@ def test_scheduler_killed_mid_chain_the_chain_completes_once(
 ):
     since = datetime.now(UTC)
     stack.publish(seed=21)
-    wait_for(
-        lambda: any(r["state"] == "running" for r in runs_since(stack, "etl", since)),
-        120,
-        "etl to run on the new batch",
-    )
+    # etl takes a second or two now: kill as soon as its run exists, with train and deploy still ahead.
+    wait_for(lambda: runs_since(stack, "etl", since), 120, "etl to start on the new batch", interval=0.2)
 
     started = saboteur.kill("scheduler", group=False)  # its executor workers outlive it
     saboteur.restart("scheduler", *started)
@@ -159,20 +156,20 @@ def test_scheduler_killed_mid_chain_the_chain_completes_once(
 # -- task processes killed --------------------------------------------------------------------------
 
 
-def test_tasks_killed_during_train_and_register_retry_into_one_version(
+def test_a_task_killed_during_train_retries_into_one_version(
     stack: LocalStack, saboteur: Saboteur, data: Path
 ):
+    """`register` takes ~0.2 s, too short to be caught running from outside; its retry after a kill is
+    tested on the files a killed registration leaves (tests/unit/include/test_registry.py)."""
     before = version_folders(data)
     since = datetime.now(UTC)
     run_id = train_by_hand(stack, data)
 
     assert saboteur.kill_task("train_validate", run_id, "train") == 1
-    assert saboteur.kill_task("train_validate", run_id, "register", timeout=120) == 1
 
     assert finished(stack, "train_validate", run_id)["state"] == "success"
-    for task_id in ("train", "register"):
-        ti = task_instance(stack, "train_validate", run_id, task_id)
-        assert (ti["state"], ti["try_number"]) == ("success", 2), task_id
+    ti = task_instance(stack, "train_validate", run_id, "train")
+    assert (ti["state"], ti["try_number"]) == ("success", 2)
     after = version_folders(data)
     [new] = set(after) - set(before)
     assert after == {**before, new: COMPLETE_VERSION}, "a partial or second version folder"
@@ -244,7 +241,7 @@ def test_smtp_down_the_pipeline_goes_on_and_alert_tasks_fail_visibly(
         lambda: events_since(stack, "production_model", since), 180, "the good batch in production"
     )
 
-    bad_id = bad["extra"]["batch_id"]
+    [bad_id] = bad["extra"]["batch_ids"]
     reason = json.loads((data / "quarantine" / f"{bad_id}.reason.json").read_text())
     assert reason["failed_checks"]
     [etl_run] = next(e for e in stack.rest.asset_events("raw_batches") if e["id"] == bad["id"])[

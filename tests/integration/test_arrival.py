@@ -36,14 +36,23 @@ def deferred_since(stack: LocalStack, since: datetime) -> str | None:
     return None
 
 
+def watching(stack: LocalStack, url: str) -> str | None:
+    """The run id of the newest ingest run if its sensor is deferred on a trigger watching ``url``. (The
+    run may have been queued before crawl_url changed: the sensor reads it when it starts.)"""
+    runs = queued_since(stack, datetime.min.replace(tzinfo=UTC))
+    if not runs:
+        return None
+    run_id = runs[0]["dag_run_id"]
+    ti = stack.rest.get(f"/api/v2/dags/ingest/dagRuns/{run_id}/taskInstances/wait_for_new_data")
+    trigger = ti.get("trigger") or {}
+    return run_id if ti["state"] == "deferred" and url in str(trigger.get("kwargs")) else None
+
+
 def watch(stack: LocalStack, wait_for, url: str) -> datetime:
     """Point ``crawl_url`` at ``url`` and wait until a sensor watching it is deferred."""
     switched = datetime.now(UTC)
     stack.rest.set_variable("crawl_url", url)
-    health = stack.rest.get("/api/v2/monitor/health")["triggerer"]
-    wait_for(
-        lambda: deferred_since(stack, switched), 180, f"an ingest sensor watching {url} (triggerer: {health})"
-    )
+    wait_for(lambda: watching(stack, url), 180, f"an ingest sensor watching {url}")
     return switched
 
 
