@@ -37,15 +37,17 @@ def deferred_since(stack: LocalStack, since: datetime) -> str | None:
 
 
 def watching(stack: LocalStack, url: str) -> str | None:
-    """The run id of the newest ingest run if its sensor is deferred on a trigger watching ``url``. (The
-    run may have been queued before crawl_url changed: the sensor reads it when it starts.)"""
+    """The run id of the newest ingest run if its sensor is deferred on the trigger for ``url``'s kind
+    of source (the REST API hides a trigger's arguments; its class tells a URL from a folder). The run
+    may have been queued before crawl_url changed: its sensor reads crawl_url when it starts."""
     runs = queued_since(stack, datetime.min.replace(tzinfo=UTC))
     if not runs:
         return None
     run_id = runs[0]["dag_run_id"]
     ti = stack.rest.get(f"/api/v2/dags/ingest/dagRuns/{run_id}/taskInstances/wait_for_new_data")
-    trigger = ti.get("trigger") or {}
-    return run_id if ti["state"] == "deferred" and url in str(trigger.get("kwargs")) else None
+    kind = "NewDataTrigger" if url.startswith("http") else "NewFilesTrigger"
+    classpath = (ti.get("trigger") or {}).get("classpath", "")
+    return run_id if ti["state"] == "deferred" and classpath.endswith(kind) else None
 
 
 def watch(stack: LocalStack, wait_for, url: str) -> datetime:
