@@ -39,16 +39,17 @@ class AirflowRestClient:
         return {"Authorization": f"Bearer {self._token}"}
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        for _ in range(RETRIES if method in IDEMPOTENT else 1):
+        for _ in range(RETRIES):
             response = httpx.request(
                 method, f"{self.base_url}{path}", headers=self._headers(), timeout=30, **kwargs
             )
-            if response.status_code < 500:
-                break
             # Airflow 3.3.2 answers 500 for asset events while a run they created has not started yet
             # (apache/airflow#71360, fixed upstream), and on SQLite a write can meet "database is
-            # locked" while the scheduler writes; both last a moment, so a request that can be
-            # repeated safely is asked again.
+            # locked" while the scheduler writes; both last a moment. A request that can be repeated
+            # safely is asked again, and so is any other whose database transaction was rolled back.
+            rolled_back = response.status_code == 500 and "Database error" in response.text
+            if response.status_code < 500 or not (method in IDEMPOTENT or rolled_back):
+                break
             time.sleep(1)
         if response.status_code >= 400:
             raise StackError(f"{method} {path}: HTTP {response.status_code} {response.text}")
