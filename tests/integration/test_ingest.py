@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from scripts.stack.launcher import LocalStack
-from tests.integration.chain import events_since
+from tests.integration.chain import body, events_since, mail_with_subject
 
 
 def current_sensor(stack: LocalStack) -> tuple[str, str | None]:
@@ -69,3 +72,29 @@ def test_same_content_lands_nothing_new(stack: LocalStack, wait_for):
 
     assert current_sensor(stack) == (waiting_run, "deferred"), "the sensor fired on unchanged content"
     assert len(stack.rest.asset_events("raw_batches")) == events_before
+
+
+def test_content_that_is_not_a_table_is_quarantined_and_mailed(stack: LocalStack, wait_for):
+    wait_for(lambda: sensor_deferred(stack), 90, "the ingest sensor to wait")
+    since = datetime.now(UTC)
+    events_before = len(stack.rest.asset_events("raw_batches"))
+    content = b"\x89PNG\r\n\x1a\n" + os.urandom(256)  # an image where a CSV was expected
+
+    served = stack.config.source_dir / Path(urlsplit(stack.config.crawl_url).path).name
+    partial = served.with_name(f".{served.name}.tmp")
+    partial.write_bytes(content)
+    partial.replace(served)
+
+    mail = wait_for(lambda: mail_with_subject(stack, since, "ingest quarantined"), 90, "the quarantine mail")
+    batch_id = mail["Subject"].rsplit(" ", 1)[1]
+    quarantine = stack.config.home / "data" / "quarantine"
+    reason = json.loads((quarantine / f"{batch_id}.reason.json").read_text())
+    assert reason["failed_checks"], "the reason names the failed check"
+    assert all(check["check"] in body(mail) for check in reason["failed_checks"])
+    kept = [p.read_bytes() for p in quarantine.glob(f"{batch_id}*") if not p.name.endswith(".json")]
+    assert kept == [content], "the content is kept as received"
+    assert batch_id.endswith(hashlib.sha256(content).hexdigest()[:8])
+
+    wait_for(lambda: sensor_deferred(stack), 60, "ingest to wait again")
+    assert len(stack.rest.asset_events("raw_batches")) == events_before
+    assert not (stack.config.home / "data" / "raw" / "batches" / f"{batch_id}.parquet").exists()
