@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m scripts.stack
 
-.PHONY: install demo up down publish status up-celery down-celery env test lint airflow bench
+.PHONY: install browser demo up down publish status up-celery down-celery env test lint screenshots airflow bench
 
 install: $(VENV)/.installed
 
@@ -13,6 +13,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
+
+# The UI tests drive Debian's Chromium (Playwright's own browser download is not reachable from here).
+CHROMIUM := /usr/bin/chromium
+
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing the chromium package for the UI tests"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	fi
+	@test -x $@ || { echo "The UI tests need Chromium at $@: install the 'chromium' package (Debian/Ubuntu: apt-get install chromium, as root)."; exit 1; }
 
 demo: install  ## start the local stack, publish a batch and follow the pipeline to the end
 	$(STACK) demo
@@ -41,8 +53,11 @@ env: install  ## write .env for docker compose, with fresh random secrets
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: lint  ## the whole test suite: dags, unit and integration tiers
+test: lint browser  ## the whole test suite: dags, unit and integration tiers
 	$(PY) -m pytest tests
+
+screenshots: install browser  ## the UI tests, saving what the browser saw into docs/ui-*.png
+	UI_SCREENSHOTS_DIR=$(CURDIR)/docs $(PY) -m pytest tests/integration/test_ui.py
 
 airflow: install  ## the airflow CLI against the local stack: make airflow ARGS="dags list"
 	$(STACK) airflow -- $(ARGS)
