@@ -28,8 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,27 +157,27 @@ def running(
 
 async def _closed_loop(
     client: httpx.AsyncClient, url: str, body: bytes, rows: int, clients: int, seconds: float
-) -> tuple[list[float], int, float]:
+) -> tuple[list[float], Counter[str], float]:
     """``clients`` loops posting ``body`` until ``seconds`` have passed; the latencies of the good
-    answers, the number of bad ones, and the wall time until the last answer."""
+    answers, the bad ones counted by what went wrong, and the wall time until the last answer."""
     latencies: list[float] = []
-    errors = 0
+    errors: Counter[str] = Counter()
     started = time.perf_counter()
     end = started + seconds
 
     async def one_client() -> None:
-        nonlocal errors
         while time.perf_counter() < end:
             sent = time.perf_counter()
             try:
                 response = await client.post(url, content=body, headers={"Content-Type": "application/json"})
-                good = response.status_code == 200 and len(response.json()["predictions"]) == rows
-            except (httpx.HTTPError, ValueError, KeyError):
-                good = False
-            if good:
+                answered = len(response.json()["predictions"]) if response.status_code == 200 else None
+                error = None if answered == rows else f"HTTP {response.status_code}, {answered} predictions"
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                error = type(exc).__name__
+            if error is None:
                 latencies.append(time.perf_counter() - sent)
             else:
-                errors += 1
+                errors[error] += 1
 
     await asyncio.gather(*(one_client() for _ in range(clients)))
     return latencies, errors, time.perf_counter() - started
@@ -197,7 +198,8 @@ async def _measure(
 
     return {
         "requests": len(latencies),
-        "errors": errors,
+        "errors": sum(errors.values()),
+        "error_kinds": dict(errors),
         "seconds": round(wall, 3),
         "rps": round(len(latencies) / wall, 1),
         "p50_ms": ms(record.percentile(latencies, 50)),
@@ -224,7 +226,11 @@ def servers(workers: list[int], old_server: Path | None) -> list[Server]:
 def run(
     clients: list[int], rows: list[int], workers: list[int], seconds: float = 5.0, warmup: float = 1.0
 ) -> dict[str, Any]:
-    """Every server x row count x concurrency, each for ``seconds`` after ``warmup``."""
+    """Every server x row count x concurrency, each for ``seconds`` after ``warmup``.
+
+    All servers run from the start and are measured in turn for each row count and concurrency, the
+    order rotating from one to the next, so that a change in the machine's load (other people's jobs)
+    falls on every server alike instead of on whichever happened to run last."""
     load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as home:
         root = Path(home, "data").as_uri()
@@ -244,14 +250,20 @@ def run(
         }
         bodies = {n: request_body(n) for n in rows}
         cells = []
-        for server in servers(workers, old_server):
-            with running(server, env, model["version"], Path(home, "server.log")) as (url, process):
-                for n in rows:
-                    for c in clients:
-                        figures = asyncio.run(
-                            _measure(f"{url}/predict", bodies[n], n, c, seconds, warmup, process)
-                        )
-                        cells.append({"server": server.name, "rows": n, "clients": c, **figures})
+        with ExitStack() as started:
+            serving = [
+                (
+                    server,
+                    *started.enter_context(running(server, env, model["version"], Path(home, f"{i}.log"))),
+                )
+                for i, server in enumerate(servers(workers, old_server))
+            ]
+            for turn, (n, c) in enumerate((n, c) for n in rows for c in clients):
+                for server, url, process in serving[turn % len(serving) :] + serving[: turn % len(serving)]:
+                    figures = asyncio.run(
+                        _measure(f"{url}/predict", bodies[n], n, c, seconds, warmup, process)
+                    )
+                    cells.append({"server": server.name, "rows": n, "clients": c, **figures})
     _add_ratios(cells)
     return {
         "model": model,
@@ -311,3 +323,6 @@ def print_report(result: dict[str, Any]) -> None:
             f"load average before {result['load_avg_before']}"
         ),
     )
+    for c in cells:
+        if c["errors"]:
+            print(f"errors of {c['server']}, {c['rows']} rows, {c['clients']} clients: {c['error_kinds']}")
