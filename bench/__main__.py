@@ -15,12 +15,14 @@ Sizes come from the environment, so a quick run is one variable away:
     BENCH_SERVING_CLIENTS=1,8,32    concurrent clients per model-server measurement
     BENCH_SERVING_ROWS=1,100        rows per POST /predict
     BENCH_SERVING_WORKERS=1,2       uvicorn workers of the FastAPI server (the old server has none)
+    BENCH_SERVING_MODELS=random_forest,logistic_regression   model types served
     BENCH_SERVING_SECONDS=10        measured seconds per server x rows x clients, after 1 s of warm-up
     BENCH_RESULTS_DIR=bench/results
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from bench import etl_scale, limit, orchestrated, parse_train, record, serving
@@ -56,6 +58,7 @@ def main(argv: list[str]) -> None:
             record.env_ints("BENCH_SERVING_CLIENTS", "1,8,32"),
             record.env_ints("BENCH_SERVING_ROWS", "1,100"),
             record.env_ints("BENCH_SERVING_WORKERS", "1,2"),
+            (os.environ.get("BENCH_SERVING_MODELS") or "random_forest,logistic_regression").split(","),
             seconds=record.env_int("BENCH_SERVING_SECONDS", 10),
         )
         record.append("serving", result)

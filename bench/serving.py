@@ -7,9 +7,11 @@ replaced it) into a temp folder and run against the same registry, with the same
 take ``{"rows": [{feature: value, ...}]}``). Without that history the baseline is skipped and the record
 says why.
 
-Both servers serve one real model: the pipeline's default model type and hyperparameters, trained by
-``include.training`` on the Iris data, registered and put in production by ``include.registry`` in a
-temp storage root, as ``train_validate`` and ``deploy`` do.
+The servers serve a real model: trained by ``include.training`` on the Iris data with the default
+hyperparameters of its type, registered and put in production by ``include.registry`` in a temp
+storage root, as ``train_validate`` and ``deploy`` do. ``random_forest`` (the default type) costs
+milliseconds of CPU per request in scikit-learn alone; ``logistic_regression`` costs little, so what
+is left is the server's own cost.
 
 Load: one client process (this one), asyncio with one ``httpx.AsyncClient``, N concurrent clients in a
 closed loop (each sends its next request when the answer to the previous one arrived), for a fixed
@@ -71,8 +73,9 @@ def old_server_source() -> tuple[str | None, str]:
     return shown.stdout, f"git show {REPLACED_BY}^:{OLD_SERVER_PATH}"
 
 
-def register_production_model(root: str) -> dict[str, Any]:
-    """Train the default model type on Iris, register it and put it in production under ``root``."""
+def register_production_model(root: str, model_type: str) -> dict[str, Any]:
+    """Train ``model_type`` with its default hyperparameters on Iris, register it and put it in
+    production under ``root``."""
     from include import registry
     from include.config import load_schema
     from include.features import to_features
@@ -81,7 +84,6 @@ def register_production_model(root: str) -> dict[str, Any]:
     from scripts.publish import iris_frame
 
     schema = load_schema()
-    model_type = SETTINGS["ml_model_type"].default
     params = SETTINGS["ml_hyperparameters"].default[model_type]
     result = train_and_evaluate(to_features(iris_frame(), schema), schema, model_type, params)
     staged = registry.stage_candidate(
@@ -224,49 +226,63 @@ def servers(workers: list[int], old_server: Path | None) -> list[Server]:
 
 
 def run(
-    clients: list[int], rows: list[int], workers: list[int], seconds: float = 5.0, warmup: float = 1.0
+    clients: list[int],
+    rows: list[int],
+    workers: list[int],
+    model_types: list[str],
+    seconds: float = 5.0,
+    warmup: float = 1.0,
 ) -> dict[str, Any]:
-    """Every server x row count x concurrency, each for ``seconds`` after ``warmup``.
+    """Every model type x server x row count x concurrency, each for ``seconds`` after ``warmup``.
 
-    All servers run from the start and are measured in turn for each row count and concurrency, the
-    order rotating from one to the next, so that a change in the machine's load (other people's jobs)
-    falls on every server alike instead of on whichever happened to run last."""
+    Per model type, all servers run from the start and are measured in turn for each row count and
+    concurrency, the order rotating from one to the next, so that a change in the machine's load (other
+    people's jobs) falls on every server alike instead of on whichever happened to run last."""
     load_before = [round(x, 2) for x in os.getloadavg()]
+    source, baseline = old_server_source()
+    if source is None:
+        print(f"serving: baseline skipped: {baseline}", flush=True)
+    cells = []
+    models = {}
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as home:
-        root = Path(home, "data").as_uri()
-        model = register_production_model(root)
-        source, baseline = old_server_source()
         old_server = None
-        if source is None:
-            print(f"serving: baseline skipped: {baseline}", flush=True)
-        else:
+        if source is not None:
             old_server = Path(home, "old", "model_server.py")
             old_server.parent.mkdir()
             old_server.write_text(source)
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(record.REPO),
-            "PIPELINE_STORAGE_ROOT": root,
-        }
         bodies = {n: request_body(n) for n in rows}
-        cells = []
-        with ExitStack() as started:
-            serving = [
-                (
-                    server,
-                    *started.enter_context(running(server, env, model["version"], Path(home, f"{i}.log"))),
-                )
-                for i, server in enumerate(servers(workers, old_server))
-            ]
-            for turn, (n, c) in enumerate((n, c) for n in rows for c in clients):
-                for server, url, process in serving[turn % len(serving) :] + serving[: turn % len(serving)]:
-                    figures = asyncio.run(
-                        _measure(f"{url}/predict", bodies[n], n, c, seconds, warmup, process)
+        for model_type in model_types:
+            root = Path(home, model_type).as_uri()
+            models[model_type] = model = register_production_model(root, model_type)
+            env = {**os.environ, "PYTHONPATH": str(record.REPO), "PIPELINE_STORAGE_ROOT": root}
+            with ExitStack() as started:
+                serving = [
+                    (
+                        server,
+                        *started.enter_context(
+                            running(server, env, model["version"], Path(home, f"{i}.log"))
+                        ),
                     )
-                    cells.append({"server": server.name, "rows": n, "clients": c, **figures})
+                    for i, server in enumerate(servers(workers, old_server))
+                ]
+                for turn, (n, c) in enumerate((n, c) for n in rows for c in clients):
+                    first = turn % len(serving)
+                    for server, url, process in serving[first:] + serving[:first]:
+                        figures = asyncio.run(
+                            _measure(f"{url}/predict", bodies[n], n, c, seconds, warmup, process)
+                        )
+                        cells.append(
+                            {
+                                "model_type": model_type,
+                                "server": server.name,
+                                "rows": n,
+                                "clients": c,
+                                **figures,
+                            }
+                        )
     _add_ratios(cells)
     return {
-        "model": model,
+        "models": models,
         "baseline": baseline,
         "client_processes": 1,
         "seconds_per_cell": seconds,
@@ -276,20 +292,27 @@ def run(
     }
 
 
+def _same_load(cell: dict[str, Any]) -> tuple[str, int, int]:
+    return cell["model_type"], cell["rows"], cell["clients"]
+
+
 def _add_ratios(cells: list[dict[str, Any]]) -> None:
-    """Each cell's req/s and p99 against the old server's at the same rows and clients."""
-    old = {(c["rows"], c["clients"]): c for c in cells if c["server"] == OLD}
+    """Each cell's req/s and p99 against the old server's for the same model, rows and clients."""
+    old = {_same_load(c): c for c in cells if c["server"] == OLD}
     for cell in cells:
-        base = old.get((cell["rows"], cell["clients"]))
+        base = old.get(_same_load(cell))
         if base and base["rps"] and cell["p99_ms"] and base["p99_ms"]:
             cell["rps_vs_old"] = round(cell["rps"] / base["rps"], 2)
             cell["p99_old_over_new"] = round(base["p99_ms"] / cell["p99_ms"], 2)
 
 
 def print_report(result: dict[str, Any]) -> None:
-    cells = sorted(result["cells"], key=lambda c: (c["rows"], c["clients"]))
+    # The servers in the order they were started: the old one first.
+    order = {name: i for i, name in enumerate(dict.fromkeys(c["server"] for c in result["cells"]))}
+    cells = sorted(result["cells"], key=lambda c: (*_same_load(c), order[c["server"]]))
     record.table(
         [
+            "model",
             "rows",
             "clients",
             "server",
@@ -303,6 +326,7 @@ def print_report(result: dict[str, Any]) -> None:
         ],
         [
             [
+                c["model_type"],
                 c["rows"],
                 c["clients"],
                 c["server"],
@@ -317,12 +341,14 @@ def print_report(result: dict[str, Any]) -> None:
             for c in cells
         ],
         title=(
-            f"POST /predict, {result['model']['model_type']} model, "
-            f"{result['client_processes']} client process (asyncio), "
+            f"POST /predict, {result['client_processes']} client process (asyncio), "
             f"{result['seconds_per_cell']} s per cell; baseline: {result['baseline']}; "
             f"load average before {result['load_avg_before']}"
         ),
     )
     for c in cells:
         if c["errors"]:
-            print(f"errors of {c['server']}, {c['rows']} rows, {c['clients']} clients: {c['error_kinds']}")
+            print(
+                f"errors of {c['server']}, {c['model_type']}, {c['rows']} rows, {c['clients']} clients: "
+                f"{c['error_kinds']}"
+            )
