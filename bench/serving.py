@@ -114,11 +114,9 @@ def _tree_cpu_seconds(process: psutil.Process) -> float:
 
 
 @contextmanager
-def running(
-    server: Server, env: dict[str, str], version: str, log: Path
-) -> Iterator[tuple[str, psutil.Process]]:
-    """Start ``server`` on a free port in a session of its own; yield its URL and process once its
-    ``/health`` names ``version``; stop the whole group afterwards."""
+def started(server: Server, env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start ``server`` on a free port in a session of its own, its output to ``log``; yield its URL
+    and process; stop the whole group afterwards."""
     port = free_port()
     with log.open("ab") as output:
         process = subprocess.Popen(
@@ -130,23 +128,8 @@ def running(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"{server.name} exited with {process.returncode}:\n{log.read_text()[-2000:]}"
-                )
-            with suppress(httpx.TransportError):
-                if httpx.get(f"{url}/health", timeout=5).json().get("version") == version:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"{server.name} did not serve {version} within 120 s:\n{log.read_text()[-2000:]}"
-                )
-            time.sleep(0.2)
-        yield url, psutil.Process(process.pid)
+        yield f"http://127.0.0.1:{port}", process
     finally:
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -155,6 +138,25 @@ def running(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def serving_version(
+    server: Server, url: str, process: subprocess.Popen, version: str, log: Path, timeout: float = 120
+) -> psutil.Process:
+    """Wait until the server's ``/health`` names ``version``; fail with its log if it exits first or
+    takes longer than ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {process.returncode}:\n{log.read_text()[-2000:]}")
+        with suppress(httpx.TransportError):
+            if httpx.get(f"{url}/health", timeout=5).json().get("version") == version:
+                return psutil.Process(process.pid)
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{server.name} did not serve {version} within {timeout:.0f} s:\n{log.read_text()[-2000:]}"
+            )
+        time.sleep(0.2)
 
 
 async def _closed_loop(
@@ -255,15 +257,15 @@ def run(
             root = Path(home, model_type).as_uri()
             models[model_type] = model = register_production_model(root, model_type)
             env = {**os.environ, "PYTHONPATH": str(record.REPO), "PIPELINE_STORAGE_ROOT": root}
-            with ExitStack() as started:
+            # All servers start at once (their imports overlap), then each is waited for.
+            with ExitStack() as running:
+                launched = []
+                for i, server in enumerate(servers(workers, old_server)):
+                    log = Path(home, f"{i}.log")
+                    launched.append((server, log, *running.enter_context(started(server, env, log))))
                 serving = [
-                    (
-                        server,
-                        *started.enter_context(
-                            running(server, env, model["version"], Path(home, f"{i}.log"))
-                        ),
-                    )
-                    for i, server in enumerate(servers(workers, old_server))
+                    (server, url, serving_version(server, url, process, model["version"], log))
+                    for server, log, url, process in launched
                 ]
                 for turn, (n, c) in enumerate((n, c) for n in rows for c in clients):
                     first = turn % len(serving)
