@@ -1,5 +1,6 @@
 """A local HTTP data source: serves the files of one directory with ETag and Last-Modified.
 
+Run as a program, it prints one line per request (``GET /data.csv 304``) to its log.
 Conditional requests (``If-None-Match``, ``If-Modified-Since``) get ``304 Not Modified`` when the file is
 unchanged, like a well-behaved web server or object store. ``--no-validators`` serves bodies only,
 like a server that keeps no validators, so a crawler must compare content hashes.
@@ -22,13 +23,20 @@ from pathlib import Path
 class DataSource:
     """An HTTP server on ``host:port`` serving ``directory``; ``start()`` runs it on a thread."""
 
-    def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0, validators: bool = True):
+    def __init__(
+        self,
+        directory: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        validators: bool = True,
+        echo: bool = False,
+    ):
         self.directory = Path(directory)
         self.statuses: list[int] = []  # status of every response served, oldest first
         handler = type(
             "Handler",
             (_Handler,),
-            {"directory": self.directory, "validators": validators, "statuses": self.statuses},
+            {"directory": self.directory, "validators": validators, "statuses": self.statuses, "echo": echo},
         )
         self.server = ThreadingHTTPServer((host, port), handler)
         # A short poll interval makes stop() return within 0.1 s instead of 0.5 s.
@@ -54,6 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
     directory: Path
     validators: bool
     statuses: list[int]
+    echo: bool  # print one line per request: "GET /path status"
 
     def do_GET(self) -> None:
         path = (self.directory / self.path.lstrip("/").split("?")[0]).resolve()
@@ -89,6 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         self.statuses.append(int(code))
+        if self.echo:
+            print(f"{self.command} {self.path} {code}", flush=True)
 
 
 def main() -> None:
@@ -101,7 +112,7 @@ def main() -> None:
     parser.add_argument("--no-validators", action="store_true", help="send no ETag / Last-Modified")
     args = parser.parse_args()
     args.directory.mkdir(parents=True, exist_ok=True)
-    source = DataSource(args.directory, args.host, args.port, validators=not args.no_validators)
+    source = DataSource(args.directory, args.host, args.port, validators=not args.no_validators, echo=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

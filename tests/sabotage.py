@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from contextlib import suppress
 from pathlib import Path
 
@@ -64,22 +63,10 @@ class Saboteur:
         return command, cwd, env
 
     def restart(self, component: str, command: list[str], cwd: str, env: dict[str, str]) -> int:
-        """Start ``component`` again, in a session of its own, logging where the launcher logs it."""
-        with open(self.stack.config.home / "logs" / f"{component}.log", "ab") as log:
-            process = subprocess.Popen(
-                command,
-                env=env,
-                cwd=cwd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        state = json.loads(self.state_file.read_text())
-        state["pids"][component] = process.pid
-        self.state_file.write_text(json.dumps(state))
-        self.sessions.add(process.pid)
-        return process.pid
+        """Start ``component`` again the way the launcher did; the stack keeps it and stops it."""
+        pid = self.stack.supervisor.restart(component, command, env=env, cwd=cwd)
+        self.sessions.add(pid)
+        return pid
 
     def kill_task(self, dag_id: str, run_id: str, task_id: str, timeout: float = 60) -> int:
         """SIGKILL the process running ``task_id`` as soon as it runs (its pid comes from the REST API);

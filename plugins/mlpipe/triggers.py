@@ -10,6 +10,7 @@ takes effect at the next poll instead of when the old source next changes.
 from __future__ import annotations
 
 import asyncio
+from abc import abstractmethod
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -52,8 +53,9 @@ class _SourceTrigger(BaseTrigger):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", self._kwargs()
 
+    @abstractmethod
     async def _poll(self) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """The items at the source not received yet (an empty list when there are none)."""
 
     async def _moved_to(self) -> str | None:
         """The source ``source_variable`` names now, if it is not ``url`` any more."""

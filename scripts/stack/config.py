@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ EMBEDDED_HOME = REPO / ".airflow"
 CELERY_HOME = REPO / ".airflow-celery"
 # The embedded stack's default storage root (PIPELINE_STORAGE_ROOT unset).
 DEFAULT_DATA = REPO / "data"
+SQLITE_LOCKED = "sqlite3.OperationalError: database is locked"
 
 
 def private_json(path: Path, make: Callable[[], dict]) -> dict:
@@ -231,10 +233,16 @@ class StackConfig:
     # -- set-up -----------------------------------------------------------------------------------------
 
     def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Run an ``airflow`` CLI command against this stack."""
-        result = subprocess.run(
-            [str(VENV_BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, cwd=REPO
-        )
+        """Run an ``airflow`` CLI command against this stack. A command that met "database is locked"
+        (SQLite refuses a writer whose snapshot went stale at once, whatever the busy timeout, while
+        the scheduler writes) had its transaction rolled back, and is run again, up to 5 times."""
+        for _ in range(5):
+            result = subprocess.run(
+                [str(VENV_BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, cwd=REPO
+            )
+            if result.returncode == 0 or SQLITE_LOCKED not in result.stdout + result.stderr:
+                break
+            time.sleep(1)
         if check and result.returncode != 0:
             raise StackError(f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result

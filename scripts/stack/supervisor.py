@@ -61,24 +61,33 @@ class Supervisor:
 
     def start(self, commands: Mapping[str, list[str]], *, env: Mapping[str, str], cwd: Path) -> None:
         """Start each command in a new session, in the background; on failure stop what did start."""
-        pids: dict[str, int] = {}
+        self.state_file.unlink(missing_ok=True)  # pids of a stack that ended: never signal them again
         try:
             for name, command in commands.items():
-                log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it open)
-                process = subprocess.Popen(
-                    command,
-                    env=env,
-                    cwd=cwd,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-                pids[name] = process.pid
-                self.state_file.write_text(json.dumps({"pids": pids, "started_at": time.time()}))
+                self.restart(name, command, env=env, cwd=cwd)
         except BaseException:
             self.stop()
             raise
+
+    def restart(self, name: str, command: list[str], *, env: Mapping[str, str], cwd: Path | str) -> int:
+        """Start ``name`` in a session of its own, its output appended to its log, and record its pid in
+        place of any earlier one; return the pid."""
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                command,
+                env=env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        state = {"pids": {}, "started_at": time.time()}
+        if self.state_file.exists():
+            state = json.loads(self.state_file.read_text())
+        state["pids"][name] = process.pid
+        self.state_file.write_text(json.dumps(state))
+        return process.pid
 
     def stop(self, grace: float = 20) -> list[str]:
         """Stop every component by process group: SIGTERM, then SIGKILL after ``grace`` seconds.

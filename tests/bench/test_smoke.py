@@ -30,30 +30,15 @@ def test_record_has_machine_and_figures(results):
     assert record.summary([1, 2, 3, 4])["p50"] == 2.5
 
 
-# The critical path when latency_samples.json was recorded (etl then selected batches in a task of its
-# own, and ingest published its event from land_batch).
-RECORDED_PATH = (
-    ("ingest", "wait_for_new_data"),
-    ("ingest", "land_batch"),
-    ("etl", "select_batches"),
-    ("etl", "validate_batches"),
-    ("etl", "build_features"),
-    ("train_validate", "train"),
-    ("train_validate", "check_threshold"),
-    ("train_validate", "register"),
-    ("deploy", "compare_with_production"),
-    ("deploy", "promote"),
-)
-
-
 def test_latency_breakdown_adds_up_on_recorded_rest_data(results):
-    samples = json.loads((DATA / "latency_samples.json").read_text())
+    recorded = json.loads((DATA / "latency_samples.json").read_text())
+    samples, path = recorded["samples"], [tuple(step) for step in recorded["critical_path"]]
     for sample in samples:
-        part = latency.breakdown(sample, RECORDED_PATH)
+        part = latency.breakdown(sample, path)
         assert sum(part["totals"].values()) == pytest.approx(part["total"], abs=0.01)
         assert part["totals"]["task"] > 0
         assert part["stages"][0][1] == "detection"
-    figures = latency.aggregate(samples, RECORDED_PATH)
+    figures = latency.aggregate(samples, path)
     assert figures["latency"]["n"] == len(samples)
     assert "train" in figures["per_stage_p50"]
     latency.print_report([{"executor": "recorded", **figures}])

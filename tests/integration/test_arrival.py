@@ -54,7 +54,12 @@ def watch(stack: LocalStack, wait_for, url: str) -> datetime:
     """Point ``crawl_url`` at ``url`` and wait until a sensor watching it is deferred."""
     switched = datetime.now(UTC)
     stack.rest.set_variable("crawl_url", url)
-    wait_for(lambda: watching(stack, url), 180, f"an ingest sensor watching {url}")
+    try:
+        wait_for(lambda: watching(stack, url), 180, f"an ingest sensor watching {url}")
+    except pytest.fail.Exception:
+        runs = queued_since(stack, datetime.min.replace(tzinfo=UTC))
+        newest = {r["dag_run_id"]: task_states(stack, "ingest", r["dag_run_id"]) for r in runs[:2]}
+        pytest.fail(f"no ingest sensor watching {url} within 180 s; the newest ingest runs: {newest}")
     return switched
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import time
+import hashlib
+import json
+import os
 from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from scripts.stack.launcher import LocalStack
-from tests.integration.chain import events_since
+from tests.integration.chain import body, events_since, mail_with_subject
 
 
 def current_sensor(stack: LocalStack) -> tuple[str, str | None]:
@@ -46,12 +50,51 @@ def test_new_batch_lands_by_itself(stack: LocalStack, wait_for):
     assert (stack.config.home / "data" / "raw" / "batches" / f"{extra['batch_id']}.parquet").is_file()
 
 
+def source_answers(stack: LocalStack) -> list[str]:
+    """The status of every answer the data source gave for the crawl URL, oldest first (its log has one
+    "GET /path status" line per request)."""
+    path = urlsplit(stack.config.crawl_url).path
+    lines = (stack.config.log_dir / "data-source.log").read_text().splitlines()
+    return [line.rsplit(" ", 1)[1] for line in lines if line.startswith(f"GET {path} ")]
+
+
 def test_same_content_lands_nothing_new(stack: LocalStack, wait_for):
-    waiting_run = wait_for(lambda: sensor_deferred(stack), 60, "the ingest sensor to wait again")
+    seen = len(source_answers(stack))
+    # A 304 answers a conditional GET for the content the source serves now: the sensor knows it.
+    wait_for(lambda: "304" in source_answers(stack)[seen:], 60, "the sensor to know the served content")
+    waiting_run = wait_for(lambda: sensor_deferred(stack), 60, "the ingest sensor to wait")
     events_before = len(stack.rest.asset_events("raw_batches"))
 
-    stack.publish(seed=1)  # byte-identical to the batch above, with a new modification time
-    time.sleep(12)  # four polls of the trigger
+    served = stack.config.source_dir / Path(urlsplit(stack.config.crawl_url).path).name
+    served.write_bytes(served.read_bytes())  # byte-identical, with a new modification time
+    polled = len(source_answers(stack))
+    wait_for(lambda: len(source_answers(stack)) >= polled + 4, 60, "four polls of the rewritten file")
 
     assert current_sensor(stack) == (waiting_run, "deferred"), "the sensor fired on unchanged content"
     assert len(stack.rest.asset_events("raw_batches")) == events_before
+
+
+def test_content_that_is_not_a_table_is_quarantined_and_mailed(stack: LocalStack, wait_for):
+    wait_for(lambda: sensor_deferred(stack), 90, "the ingest sensor to wait")
+    since = datetime.now(UTC)
+    events_before = len(stack.rest.asset_events("raw_batches"))
+    content = b"\x89PNG\r\n\x1a\n" + os.urandom(256)  # an image where a CSV was expected
+
+    served = stack.config.source_dir / Path(urlsplit(stack.config.crawl_url).path).name
+    partial = served.with_name(f".{served.name}.tmp")
+    partial.write_bytes(content)
+    partial.replace(served)
+
+    mail = wait_for(lambda: mail_with_subject(stack, since, "ingest quarantined"), 90, "the quarantine mail")
+    batch_id = mail["Subject"].rsplit(" ", 1)[1]
+    quarantine = stack.config.home / "data" / "quarantine"
+    reason = json.loads((quarantine / f"{batch_id}.reason.json").read_text())
+    assert reason["failed_checks"], "the reason names the failed check"
+    assert all(check["check"] in body(mail) for check in reason["failed_checks"])
+    kept = [p.read_bytes() for p in quarantine.glob(f"{batch_id}*") if not p.name.endswith(".json")]
+    assert kept == [content], "the content is kept as received"
+    assert batch_id.endswith(hashlib.sha256(content).hexdigest()[:8])
+
+    wait_for(lambda: sensor_deferred(stack), 60, "ingest to wait again")
+    assert len(stack.rest.asset_events("raw_batches")) == events_before
+    assert not (stack.config.home / "data" / "raw" / "batches" / f"{batch_id}.parquet").exists()

@@ -97,7 +97,10 @@ def test_quiet_when_etag_changes_but_content_does_not(source):
     trigger = NewDataTrigger(
         url=source.url("data.csv"), known_fingerprint={**known, "etag": '"stale"'}, **FAST
     )
+    before = len(source.statuses)
     assert first_event(trigger, within=0.5) is None
+    assert trigger.polls >= 3
+    assert 200 in source.statuses[before:], "the body was downloaded and its hash compared"
 
 
 def test_fires_when_content_changes(source, tmp_path):
@@ -117,6 +120,7 @@ def test_fires_when_content_changes(source, tmp_path):
 def test_does_not_fire_on_oversized_body(source):
     trigger = NewDataTrigger(url=source.url("data.csv"), max_bytes=len(CONTENT) - 1, **FAST)
     assert first_event(trigger, within=0.5) is None
+    assert trigger.polls >= 3
 
 
 class FlakyServer:

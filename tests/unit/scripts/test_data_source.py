@@ -228,6 +228,7 @@ def test_command_line(tmp_path):
         response = get(port, "/iris.csv")
         assert (response.status, response.body) == (200, CONTENT)
         assert "ETag" not in response.headers
+        assert first_line(proc.stdout).strip() == "GET /iris.csv 200", "each request is logged"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -90,3 +92,24 @@ def test_refuses_a_second_start_and_a_taken_port(supervisor: Supervisor, tmp_pat
         supervisor.stop(grace=5)
     with pytest.raises(StackError, match="is taken"), socket_listening() as port:
         supervisor.check_can_start([port])
+
+
+def test_restart_replaces_a_dead_component_and_stop_ends_it(supervisor: Supervisor, tmp_path: Path):
+    supervisor.start(
+        {"a": [sys.executable, "-c", SLEEPER], "b": [sys.executable, "-c", SLEEPER]}, env={}, cwd=tmp_path
+    )
+    first = supervisor.running()
+    os.killpg(first["a"], signal.SIGKILL)
+    os.waitpid(first["a"], 0)  # our own child: reap it
+    assert "a" not in supervisor.running()
+
+    again = supervisor.restart(
+        "a", [sys.executable, "-c", f"print('again', flush=True); {SLEEPER}"], env={}, cwd=tmp_path
+    )
+    try:
+        assert supervisor.running() == {"a": again, "b": first["b"]}
+        assert stat_fields(again)[2:4] == [str(again), str(again)], "own process group and session"
+        wait_for(lambda: b"again" in (tmp_path / "a.log").read_bytes(), 30, "the new a to log")
+    finally:
+        assert supervisor.stop(grace=5) == ["a", "b"]
+    assert state(again) in ("Z", "gone")

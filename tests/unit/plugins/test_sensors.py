@@ -1,0 +1,72 @@
+"""NewDataSensor in a real DAG run (``dag.test()`` runs its trigger inline): it watches the source the
+``crawl_url`` Variable names, picks the trigger for a URL or a folder, and returns the trigger's event."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from scripts.data_source import DataSource
+
+CONTENT = b"sepal_length,species\n5.1,setosa\n"
+
+SENSOR_DAG = """
+from airflow.sdk import DAG, task
+from mlpipe.sensors import NewDataSensor
+
+with DAG("sensor_test", schedule=None) as dag:
+    arrival = NewDataSensor(task_id="wait_for_new_data", poll_interval=0.1, timeout=60)
+
+    @task
+    def report(event: dict) -> None:
+        import json, os
+        with open(os.environ["SENSOR_TEST_REPORT"], "w") as fh:
+            json.dump(event, fh)
+
+    report(arrival.output)
+"""
+
+
+@pytest.fixture
+def run_sensor(load_dag, monkeypatch, tmp_path: Path):
+    """Run the sensor DAG with ``crawl_url`` set to ``url``; return the event its next task received."""
+
+    def run(url: str) -> dict:
+        monkeypatch.setenv("AIRFLOW_VAR_CRAWL_URL", url)
+        monkeypatch.setenv("PIPELINE_STORAGE_ROOT", str(tmp_path / "data"))
+        monkeypatch.setenv("SENSOR_TEST_REPORT", str(tmp_path / "event.json"))
+        dag_run = load_dag("sensor_test", SENSOR_DAG).test()
+        states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+        assert states == {"wait_for_new_data": "success", "report": "success"}
+        return json.loads((tmp_path / "event.json").read_text())
+
+    return run
+
+
+def test_fires_for_new_content_at_the_url_the_variable_names(run_sensor, tmp_path: Path):
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "iris.csv").write_bytes(CONTENT)
+    source = DataSource(tmp_path / "served").start()
+    try:
+        event = run_sensor(source.url("iris.csv"))
+    finally:
+        source.stop()
+    assert event["url"] == source.url("iris.csv")
+    [item] = event["items"]
+    assert item["sha256"] == hashlib.sha256(CONTENT).hexdigest()
+    assert source.statuses, "the trigger asked the source"
+
+
+def test_fires_with_the_files_of_a_drop_folder(run_sensor, tmp_path: Path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.csv").write_bytes(CONTENT)
+    (drop / "b.csv").write_bytes(CONTENT + b"4.9,setosa\n")
+
+    event = run_sensor(drop.as_uri() + "/")
+
+    assert event["url"] == drop.as_uri() + "/"
+    assert sorted(Path(item["url"]).name for item in event["items"]) == ["a.csv", "b.csv"]
