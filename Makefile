@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m scripts.stack
 
-.PHONY: install browser demo up down publish status up-celery down-celery env test lint screenshots airflow bench
+.PHONY: install browser demo up down publish status logs clean up-celery down-celery env test lint screenshots airflow bench
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,13 @@ publish: install  ## publish another batch at the local data source (KIND=bad|sh
 status:
 	$(STACK) status
 
+logs: install  ## the components' last log lines, then follow them (CELERY=1: the Celery stack; COMPONENT=scheduler)
+	$(STACK) logs $(if $(CELERY),--celery) $(if $(COMPONENT),--component $(COMPONENT))
+
+clean: install  ## remove the stopped local stacks' state: .airflow/, data/, .airflow-celery/ and its database
+	$(STACK) clean
+	$(STACK) clean --celery
+
 up-celery: install  ## the production topology natively: PostgreSQL, Redis, Celery worker, Flower
 	$(STACK) up --celery
 
@@ -52,6 +59,7 @@ env: install  ## write .env for docker compose, with fresh random secrets
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: lint browser  ## the whole test suite: dags, unit and integration tiers
 	$(PY) -m pytest tests

@@ -1,6 +1,6 @@
 """``python -m bench [NAME ...]``: run the benchmarks (all by default) and append their records to
 ``bench/results/``. Names: latency, overhead, deferral (these three share one stack per executor),
-limit, etl, parse.
+limit, etl, parse, serving.
 
 Sizes come from the environment, so a quick run is one variable away:
 
@@ -12,17 +12,23 @@ Sizes come from the environment, so a quick run is one variable away:
     BENCH_ETL_ROWS=1000000,10000000
     BENCH_LIMIT_BATCHES=4       plain-Python chains (the first is the cold one)
     BENCH_TRAIN_ROWS=120,10000
+    BENCH_SERVING_CLIENTS=1,8,32    concurrent clients per model-server measurement
+    BENCH_SERVING_ROWS=1,100        rows per POST /predict
+    BENCH_SERVING_WORKERS=1,2       uvicorn workers of the FastAPI server (the old server has none)
+    BENCH_SERVING_MODELS=random_forest,logistic_regression   model types served
+    BENCH_SERVING_SECONDS=10        measured seconds per server x rows x clients, after 1 s of warm-up
     BENCH_RESULTS_DIR=bench/results
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
-from bench import etl_scale, limit, orchestrated, parse_train, record
+from bench import etl_scale, limit, orchestrated, parse_train, record, serving
 
 STACK = {"latency", "overhead", "deferral"}
-NAMES = ("limit", "etl", "parse", *sorted(STACK))
+NAMES = ("limit", "etl", "parse", "serving", *sorted(STACK))
 
 
 def main(argv: list[str]) -> None:
@@ -47,6 +53,16 @@ def main(argv: list[str]) -> None:
         result = parse_train.run(record.env_ints("BENCH_TRAIN_ROWS", "120,10000"))
         record.append("parse_train", result)
         parse_train.print_report(result)
+    if "serving" in names:
+        result = serving.run(
+            record.env_ints("BENCH_SERVING_CLIENTS", "1,8,32"),
+            record.env_ints("BENCH_SERVING_ROWS", "1,100"),
+            record.env_ints("BENCH_SERVING_WORKERS", "1,2"),
+            (os.environ.get("BENCH_SERVING_MODELS") or "random_forest,logistic_regression").split(","),
+            seconds=record.env_int("BENCH_SERVING_SECONDS", 10),
+        )
+        record.append("serving", result)
+        serving.print_report(result)
     if names & STACK:
         result = orchestrated.main(names & STACK)
         if plain and result["latency"]:

@@ -5,6 +5,8 @@ and the model server.
     python -m scripts.stack publish   # a new batch at the data source (--kind bad|shuffled-labels)
     python -m scripts.stack demo      # up, publish, follow the pipeline reacting, print a summary
     python -m scripts.stack status
+    python -m scripts.stack logs      # the components' last log lines, then follow them (--no-follow)
+    python -m scripts.stack clean     # remove the state of a stopped stack (home, data/)
     python -m scripts.stack down      # stop everything this stack started
     python -m scripts.stack airflow -- dags list
 
@@ -22,11 +24,13 @@ import email.policy
 import json
 import sys
 import time
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scripts.stack.config import ADMIN_USER, REPO, CeleryConfig, StackConfig
+from scripts.stack.config import ADMIN_USER, CELERY_HOME, EMBEDDED_HOME, CeleryConfig, StackConfig
 from scripts.stack.errors import StackError
+from scripts.stack.housekeeping import clean, show_logs
 from scripts.stack.launcher import LocalStack
 
 
@@ -120,7 +124,9 @@ def main() -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=("up", "down", "publish", "demo", "status", "airflow"))
+    parser.add_argument(
+        "command", choices=("up", "down", "publish", "demo", "status", "logs", "clean", "airflow")
+    )
     parser.add_argument("--home", type=Path, help="state folder (default .airflow/)")
     parser.add_argument("--kind", default="good", help="publish: good, bad or shuffled-labels")
     parser.add_argument(
@@ -128,6 +134,14 @@ def main() -> None:
         action="store_true",
         help="publish: a new file in the drop folder <home>/drop/ instead of the HTTP source",
     )
+    parser.add_argument("--lines", type=int, default=20, help="logs: last lines shown per component")
+    parser.add_argument(
+        "--component",
+        action="append",
+        default=[],
+        help="logs: only this component (scheduler, triggerer, ...); repeat for more",
+    )
+    parser.add_argument("--no-follow", action="store_true", help="logs: print the last lines and exit")
     parser.add_argument(
         "--celery",
         action="store_true",
@@ -138,9 +152,9 @@ def main() -> None:
     if airflow_args and args.command != "airflow":
         parser.error(f"unrecognized arguments: {' '.join(airflow_args)}")
     if args.celery:
-        stack = LocalStack(CeleryConfig(args.home or REPO / ".airflow-celery"))
+        stack = LocalStack(CeleryConfig(args.home or CELERY_HOME))
     else:
-        stack = LocalStack(StackConfig(args.home or REPO / ".airflow"))
+        stack = LocalStack(StackConfig(args.home or EMBEDDED_HOME))
     try:
         if args.command == "up":
             stack.start()
@@ -156,6 +170,18 @@ def main() -> None:
             print(result.stdout, end="")
             print(result.stderr, end="", file=sys.stderr)
             sys.exit(result.returncode)
+        elif args.command == "logs":
+            with suppress(KeyboardInterrupt):
+                show_logs(
+                    stack.config,
+                    stack.supervisor,
+                    sys.stdout,
+                    components=args.component,
+                    lines=args.lines,
+                    follow=not args.no_follow,
+                )
+        elif args.command == "clean":
+            print("\n".join(clean(stack.config, stack.supervisor)))
         elif args.command == "status":
             running = stack.supervisor.running()
             print(f"running: {json.dumps(running)}" if running else "not running")

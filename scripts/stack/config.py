@@ -18,6 +18,11 @@ from scripts.stack.errors import StackError
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 ADMIN_USER = "admin"
+# Where `make up` and `make up-celery` keep their state.
+EMBEDDED_HOME = REPO / ".airflow"
+CELERY_HOME = REPO / ".airflow-celery"
+# The embedded stack's default storage root (PIPELINE_STORAGE_ROOT unset).
+DEFAULT_DATA = REPO / "data"
 SQLITE_LOCKED = "sqlite3.OperationalError: database is locked"
 
 
@@ -57,7 +62,7 @@ class StackConfig:
         self.smtp_port = smtp_port
         self.log_server_ports = log_server_ports
         self.model_server_port = model_server_port
-        self.storage_root = storage_root or os.environ.get("PIPELINE_STORAGE_ROOT") or str(REPO / "data")
+        self.storage_root = storage_root or os.environ.get("PIPELINE_STORAGE_ROOT") or str(DEFAULT_DATA)
 
     # -- layout -------------------------------------------------------------------------------------
 
@@ -350,6 +355,15 @@ class CeleryConfig(StackConfig):
             self._admin_sql(f'CREATE DATABASE "{self.database}"')
         super().init()
 
-    def drop_database(self) -> None:
-        """Drop the metadata database (the stack must be stopped)."""
-        self._admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+    def drop_database(self, *, force: bool = True) -> None:
+        """Drop the metadata database (the stack must be stopped). Without ``force``, refuse while a
+        session is connected to it: another stack on the same database, say."""
+        import psycopg2.errors
+
+        try:
+            self._admin_sql(f'DROP DATABASE IF EXISTS "{self.database}"' + (" WITH (FORCE)" if force else ""))
+        except psycopg2.errors.ObjectInUse as exc:
+            raise StackError(
+                f"PostgreSQL database {self.database} is in use by another session, so it was kept: "
+                f"{str(exc).strip()}"
+            ) from exc

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import etl_scale, latency, limit, overhead, parse_train, record
+from bench import etl_scale, latency, limit, overhead, parse_train, record, serving
 
 DATA = Path(__file__).parent / "data"
 
@@ -90,3 +90,24 @@ def test_parse_and_training(results):
     assert figures["parse"][0]["heavy_imports"] == []
     assert figures["training"][0]["plain_sklearn"] > 0
     parse_train.print_report(figures)
+
+
+def test_serving_old_and_new_server_answer_and_are_compared(results):
+    source, _ = serving.old_server_source()
+    figures = serving.run(
+        clients=[1, 2], rows=[1, 3], workers=[1], model_types=["logistic_regression"], seconds=0.3, warmup=0.1
+    )
+    cells = figures["cells"]
+    servers = {"FastAPI, 1 worker"} | ({serving.OLD} if source else set())
+    assert {(c["server"], c["rows"], c["clients"]) for c in cells} == {
+        (s, r, c) for s in servers for r in (1, 3) for c in (1, 2)
+    }
+    for cell in cells:
+        assert cell["model_type"] == "logistic_regression"
+        assert cell["errors"] == 0
+        assert cell["requests"] > 0
+        assert cell["p99_ms"] >= cell["p50_ms"] > 0
+        assert cell["server_cpu_ms_per_request"] > 0
+        assert ("rps_vs_old" in cell) == (source is not None)
+    serving.print_report(figures)
+    assert record.append("serving", figures).exists()
