@@ -3,31 +3,13 @@ pipeline reaches AWS, through s3fs and the standard AWS environment variables.""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
 
 from include import layout, storage
-from tests.s3 import S3Endpoint, moto_server, s3_environment
-
-BUCKET = "mlpipe-unit"
-
-
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory) -> Iterator[S3Endpoint]:
-    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
-        endpoint.filesystem().mkdir(BUCKET)
-        with s3_environment(endpoint):
-            yield endpoint
-
-
-@pytest.fixture
-def s3_root(endpoint: S3Endpoint) -> str:
-    """A fresh prefix in the bucket for each test."""
-    return f"s3://{BUCKET}/{uuid.uuid4().hex}"
+from tests.s3 import S3Endpoint
 
 
 def objects(endpoint: S3Endpoint, root: str) -> dict[str, bytes]:
@@ -37,27 +19,27 @@ def objects(endpoint: S3Endpoint, root: str) -> dict[str, bytes]:
     return {path.removeprefix(prefix + "/"): fs.cat_file(path) for path in fs.find(prefix)}
 
 
-def test_a_write_is_one_object_and_reads_back(endpoint, s3_root):
+def test_a_write_is_one_object_and_reads_back(s3_endpoint, s3_root):
     url = layout.join(s3_root, "raw", "batches", "x.json")
 
     storage.write_json_atomic(url, {"rows": 3})
 
-    assert objects(endpoint, s3_root) == {"raw/batches/x.json": b'{\n  "rows": 3\n}'}
+    assert objects(s3_endpoint, s3_root) == {"raw/batches/x.json": b'{\n  "rows": 3\n}'}
     assert storage.read_json(url) == {"rows": 3}
     assert storage.exists(url)
     assert not storage.exists(layout.join(s3_root, "raw", "batches", "y.json"))
 
 
-def test_parquet_round_trip(endpoint, s3_root, iris):
+def test_parquet_round_trip(s3_endpoint, s3_root, iris):
     url = layout.join(s3_root, "features", "x.parquet")
 
     data = storage.write_parquet_atomic(iris, url)
 
-    assert objects(endpoint, s3_root) == {"features/x.parquet": data}
+    assert objects(s3_endpoint, s3_root) == {"features/x.parquet": data}
     pd.testing.assert_frame_equal(storage.read_parquet(url), iris)
 
 
-def test_create_only_refuses_other_bytes_and_accepts_the_same(endpoint, s3_root):
+def test_create_only_refuses_other_bytes_and_accepts_the_same(s3_endpoint, s3_root):
     url = layout.join(s3_root, "models", "versions", "v", "metadata.json")
     storage.write_bytes_atomic(url, b"first", overwrite=False)
 
@@ -65,10 +47,10 @@ def test_create_only_refuses_other_bytes_and_accepts_the_same(endpoint, s3_root)
         storage.write_bytes_atomic(url, b"second", overwrite=False)
     storage.write_bytes_atomic(url, b"first", overwrite=False)  # a retried write whose answer was lost
 
-    assert objects(endpoint, s3_root) == {"models/versions/v/metadata.json": b"first"}
+    assert objects(s3_endpoint, s3_root) == {"models/versions/v/metadata.json": b"first"}
 
 
-def test_racing_creators_one_wins_because_the_store_decides(endpoint, s3_root):
+def test_racing_creators_one_wins_because_the_store_decides(s3_endpoint, s3_root):
     """Sixteen writers create one name at once, each with its own bytes. A client-side "does it exist?"
     before the PUT would let several through; the conditional PUT lets exactly one."""
     url = layout.join(s3_root, "raw", "batches", "b.json")
@@ -84,19 +66,19 @@ def test_racing_creators_one_wins_because_the_store_decides(endpoint, s3_root):
         winners = [n for n in pool.map(create, range(16)) if n is not None]
 
     assert len(winners) == 1
-    assert objects(endpoint, s3_root) == {"raw/batches/b.json": f"writer {winners[0]}".encode()}
+    assert objects(s3_endpoint, s3_root) == {"raw/batches/b.json": f"writer {winners[0]}".encode()}
 
 
-def test_overwrite_replaces_the_whole_object(endpoint, s3_root):
+def test_overwrite_replaces_the_whole_object(s3_endpoint, s3_root):
     url = layout.join(s3_root, "models", "production.json")
     storage.write_bytes_atomic(url, b"a much longer first version")
 
     storage.write_bytes_atomic(url, b"short")
 
-    assert objects(endpoint, s3_root) == {"models/production.json": b"short"}
+    assert objects(s3_endpoint, s3_root) == {"models/production.json": b"short"}
 
 
-def test_listings_and_existence_see_what_another_writer_just_wrote(endpoint, s3_root):
+def test_listings_and_existence_see_what_another_writer_just_wrote(s3_endpoint, s3_root):
     """The triggerer, the workers and the model server are separate processes: a listing or an
     existence check made before another writer's PUT must not hide that PUT afterwards."""
     folder = layout.join(s3_root, "ledger", "items")
@@ -104,7 +86,7 @@ def test_listings_and_existence_see_what_another_writer_just_wrote(endpoint, s3_
     assert storage.list_names(folder, ".json") == ["a.json"]
     assert not storage.exists(layout.join(folder, "b.json"))
 
-    endpoint.filesystem().pipe_file(f"{folder.removeprefix('s3://')}/b.json", b"{}")
+    s3_endpoint.filesystem().pipe_file(f"{folder.removeprefix('s3://')}/b.json", b"{}")
 
     assert storage.list_names(folder, ".json") == ["a.json", "b.json"]
     assert storage.exists(layout.join(folder, "b.json"))
@@ -114,17 +96,17 @@ def test_list_names_of_a_missing_prefix_is_empty(s3_root):
     assert storage.list_names(layout.join(s3_root, "never", "written")) == []
 
 
-def test_move_copies_then_deletes(endpoint, s3_root):
+def test_move_copies_then_deletes(s3_endpoint, s3_root):
     storage.write_bytes_atomic(layout.join(s3_root, "raw", "batches", "x.parquet"), b"x")
 
     storage.move(
         layout.join(s3_root, "raw", "batches", "x.parquet"), layout.join(s3_root, "quarantine", "x.parquet")
     )
 
-    assert objects(endpoint, s3_root) == {"quarantine/x.parquet": b"x"}
+    assert objects(s3_endpoint, s3_root) == {"quarantine/x.parquet": b"x"}
 
 
-def test_remove_and_remove_tree(endpoint, s3_root):
+def test_remove_and_remove_tree(s3_endpoint, s3_root):
     for name in ("a", "b"):
         storage.write_bytes_atomic(layout.join(s3_root, "models", "staging", name), b"x")
     storage.write_bytes_atomic(layout.join(s3_root, "models", "promotion.json"), b"x")
@@ -133,11 +115,11 @@ def test_remove_and_remove_tree(endpoint, s3_root):
     storage.remove(layout.join(s3_root, "models", "promotion.json"))  # already gone: nothing to do
     storage.remove_tree(layout.join(s3_root, "models", "staging"))
 
-    assert objects(endpoint, s3_root) == {}
+    assert objects(s3_endpoint, s3_root) == {}
 
 
-def test_a_missing_bucket_is_an_error_not_created(endpoint):
+def test_a_missing_bucket_is_an_error_not_created(s3_endpoint):
     with pytest.raises(FileNotFoundError, match="bucket does not exist"):
         storage.write_bytes_atomic("s3://mlpipe-no-such-bucket/root/x.json", b"x")
 
-    assert not endpoint.filesystem().exists("mlpipe-no-such-bucket")
+    assert not s3_endpoint.filesystem().exists("mlpipe-no-such-bucket")
