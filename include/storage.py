@@ -1,13 +1,16 @@
 """Atomic reads and writes under the storage root, through fsspec (local disk or object storage).
 
 A writer never leaves a partial file. On a local disk it writes a temporary sibling, fsyncs it and
-renames it into place (the folder fsynced after). On object storage (S3) a file is one PUT, which is
-all-or-nothing: no temporary object, no rename, nothing to fsync.
+renames it into place (the folder fsynced after). On object storage (S3) a file is one PUT (over
+100 MB, s3fs's multipart upload, whose object appears only once completed), which is all-or-nothing:
+no temporary object, no rename, nothing to fsync.
 
 ``overwrite=False`` creates only: a file already there is left unchanged and the write refused with
 ``FileExistsError``, decided by the store itself (a hard link on a local disk, a conditional PUT with
 ``If-None-Match: *`` on S3), so two writers racing for one name cannot both win. The same bytes
-already there count as written: a retried write whose first answer was lost must not fail.
+already there count as written: a retried write whose first answer was lost must not fail. (Another
+fsspec store gets what its ``pipe_file(mode="create")`` does; fsspec's default checks for the file
+first, which two racing writers can both pass.)
 
 Listings are never cached: the triggerer, the workers and the model server write and read the same
 root from different processes, and each read must see the store as it is now.
