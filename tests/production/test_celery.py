@@ -13,10 +13,12 @@ has them); if not, starting the stack fails and says how to start them.
 
 from __future__ import annotations
 
+import os
 import random
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from fnmatch import fnmatch
 from pathlib import Path
 
 import httpx
@@ -85,13 +87,18 @@ def bucket_objects(s3: S3Endpoint, root: str) -> set[str]:
 
 
 def local_pipeline_files(folder: Path, since: datetime) -> list[Path]:
-    """Files the pipeline writes, found on the local disk under ``folder``, changed after ``since``."""
-    return [
-        path
-        for pattern in PIPELINE_FILES
-        for path in folder.rglob(pattern)
-        if ".venv" not in path.parts and path.stat().st_mtime >= since.timestamp()
-    ]
+    """Files the pipeline writes, found on the local disk under ``folder``, changed after ``since``
+    (the virtualenv and git's objects left out)."""
+    found = []
+    for parent, dirs, names in os.walk(folder):
+        dirs[:] = [name for name in dirs if name not in (".venv", ".git")]
+        for name in names:
+            path = Path(parent, name)
+            if any(fnmatch(name, pattern) for pattern in PIPELINE_FILES) and (
+                path.stat().st_mtime >= since.timestamp()
+            ):
+                found.append(path)
+    return found
 
 
 def executed_by_worker(stack: LocalStack, dag_id: str, run_id: str) -> set[str]:
