@@ -4,9 +4,14 @@ FROM apache/airflow:3.3.2-python3.11
 
 USER airflow
 
+# `--build-arg PIPELINE_S3=true` adds s3fs (requirements-s3.txt), for PIPELINE_STORAGE_ROOT=s3://...
+ARG PIPELINE_S3=false
+
 # Installing apache-airflow at the base image's own version stops pip from up- or downgrading Airflow.
 COPY --chown=airflow:root requirements.txt /requirements.txt
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /requirements.txt
+COPY --chown=airflow:root requirements-s3.txt /requirements-s3.txt
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /requirements.txt \
+    $(if [ "${PIPELINE_S3}" = true ]; then echo "-r /requirements-s3.txt"; fi)
 
 COPY --chown=airflow:root dags/ /opt/airflow/dags/
 COPY --chown=airflow:root include/ /opt/airflow/include/

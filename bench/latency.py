@@ -17,6 +17,7 @@ from typing import Any
 
 from bench import record
 from bench.stack import wait_for
+from include import layout, storage
 
 # The chain from a publish to the production pointer: (dag, task) in order. The pointer is written
 # inside ``promote``; the tasks after it (reload, e-mail) and the branches not taken are off the path.
@@ -116,8 +117,8 @@ def aggregate(
 
 
 def _pointer(stack) -> dict | None:
-    path = Path(stack.config.storage_root) / "models" / "production.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    url = layout.production_pointer(stack.config.storage_root)  # a folder or an object store
+    return storage.read_json(url) if storage.exists(url) else None
 
 
 def _sensor_deferred(stack) -> bool:

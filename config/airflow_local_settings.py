@@ -29,6 +29,7 @@ PRELOAD = (
     "pyarrow",
     "pyarrow.parquet",
     "fsspec",
+    "s3fs",  # when installed (requirements-s3.txt): 0.3-0.5 s of imports for a task on an S3 root
     "httpx",
     "joblib",
     "scipy.stats",

@@ -121,12 +121,13 @@ def _write_batch(root: str, batch_id: str, received: Received, landed_at: str, m
         if not storage.exists(layout.quarantined(root, batch_id, ".json")):
             batches.write_reason(root, batch_id, [batches.CheckFailure("format", None, str(exc))])
             storage.write_bytes_atomic(layout.quarantined(root, batch_id, ".csv"), received.content)
-            storage.write_json_atomic(layout.quarantined(root, batch_id, ".json"), manifest)
+            storage.write_json_atomic(layout.quarantined(root, batch_id, ".json"), manifest, overwrite=False)
         return ledger.QUARANTINED
     if not storage.exists(layout.raw_batch(root, batch_id, ".json")):
         manifest |= {"rows": len(frame), "columns": list(map(str, frame.columns))}
         storage.write_parquet_atomic(frame, layout.raw_batch(root, batch_id, ".parquet"))
-        storage.write_json_atomic(layout.raw_batch(root, batch_id, ".json"), manifest)
+        # Create-only: a landed batch is immutable; a retry writes the same bytes, anything else fails.
+        storage.write_json_atomic(layout.raw_batch(root, batch_id, ".json"), manifest, overwrite=False)
     return ledger.LANDED
 
 

@@ -1,7 +1,8 @@
 """A file-based model registry: immutable versions and one atomic production pointer.
 
 Each version is a folder under ``models/versions/``. Its ``metadata.json`` is written last, so a folder
-without it is an interrupted registration and is ignored. Versions are never overwritten or deleted;
+without it is an interrupted registration and is ignored. Versions are never overwritten or deleted
+(their files are written create-only, see ``include.storage``);
 promotion rewrites only ``models/production.json``, so rolling back is promoting an older version.
 A model file is checked against the hash in its metadata before it is unpickled, because unpickling
 runs code.
@@ -127,7 +128,9 @@ def register(root: str, version: str) -> dict:
     _verified(storage.read_bytes(layout.staging(root, version, MODEL_FILE)), metadata, version)
     for name in (MODEL_FILE, HOLDOUT_FILE, REFERENCE_FILE):
         storage.write_bytes_atomic(
-            layout.model_version(root, version, name), storage.read_bytes(layout.staging(root, version, name))
+            layout.model_version(root, version, name),
+            storage.read_bytes(layout.staging(root, version, name)),
+            overwrite=False,  # a retry rewrites nothing: the same bytes count as written
         )
     storage.write_json_atomic(layout.model_version(root, version, METADATA_FILE), metadata, overwrite=False)
     return metadata

@@ -1,7 +1,19 @@
 """Atomic reads and writes under the storage root, through fsspec (local disk or object storage).
 
-A writer never leaves a partial file: it writes a temporary sibling and moves it into place. On a
-local disk the move is an atomic rename; on object storage a single PUT is already all-or-nothing.
+A writer never leaves a partial file. On a local disk it writes a temporary sibling, fsyncs it and
+renames it into place (the folder fsynced after). On object storage (S3) a file is one PUT (over
+100 MB, s3fs's multipart upload, whose object appears only once completed), which is all-or-nothing:
+no temporary object, no rename, nothing to fsync.
+
+``overwrite=False`` creates only: a file already there is left unchanged and the write refused with
+``FileExistsError``, decided by the store itself (a hard link on a local disk, a conditional PUT with
+``If-None-Match: *`` on S3), so two writers racing for one name cannot both win. The same bytes
+already there count as written: a retried write whose first answer was lost must not fail. (Another
+fsspec store gets what its ``pipe_file(mode="create")`` does; fsspec's default checks for the file
+first, which two racing writers can both pass.)
+
+Listings are never cached: the triggerer, the workers and the model server write and read the same
+root from different processes, and each read must see the store as it is now.
 """
 
 from __future__ import annotations
@@ -20,8 +32,8 @@ if TYPE_CHECKING:
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The fsspec filesystem for ``url`` and the path inside it."""
-    return fsspec.core.url_to_fs(url)
+    """The fsspec filesystem for ``url`` (listings not cached) and the path inside it."""
+    return fsspec.core.url_to_fs(url, use_listings_cache=False)
 
 
 def exists(url: str) -> bool:
@@ -30,15 +42,22 @@ def exists(url: str) -> bool:
 
 
 def write_bytes_atomic(url: str, data: bytes, *, overwrite: bool = True) -> None:
-    """Write ``data`` to ``url`` all at once; with ``overwrite=False`` refuse an existing file."""
+    """Write ``data`` to ``url`` all at once; with ``overwrite=False`` refuse an existing file that
+    holds other bytes."""
     fs, path = filesystem(url)
-    if not overwrite and fs.exists(path):
-        raise FileExistsError(f"{url} already exists and is immutable")
-    parent = path.rsplit("/", 1)[0]
-    fs.makedirs(parent, exist_ok=True)
-    if not isinstance(fs, LocalFileSystem):
-        fs.pipe_file(path, data)
+    if isinstance(fs, LocalFileSystem):
+        _write_local(fs, path, data, overwrite)
         return
+    try:
+        # One PUT; for "create" s3fs sends `If-None-Match: *` and turns the 412 into FileExistsError.
+        fs.pipe_file(path, data, mode="overwrite" if overwrite else "create")
+    except FileExistsError:
+        _refuse_unless_same(fs, path, data)
+
+
+def _write_local(fs: LocalFileSystem, path: str, data: bytes, overwrite: bool) -> None:
+    parent = path.rsplit("/", 1)[0]
+    os.makedirs(parent, exist_ok=True)
     tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
     try:
         with open(tmp, "wb") as fh:
@@ -48,11 +67,20 @@ def write_bytes_atomic(url: str, data: bytes, *, overwrite: bool = True) -> None
         if overwrite:
             os.replace(tmp, path)  # atomic; refuses to replace a folder
         else:
-            os.link(tmp, path)  # atomic; fails if another writer got there first
+            try:
+                os.link(tmp, path)  # atomic; fails if another writer got there first
+            except FileExistsError:
+                _refuse_unless_same(fs, path, data)
         _fsync_dir(parent)  # and the rename itself survives a power loss
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _refuse_unless_same(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """A create-only write found ``path`` taken: fine if it holds ``data``, refused otherwise."""
+    if fs.cat_file(path) != data:
+        raise FileExistsError(f"{fs.unstrip_protocol(path)} already exists and is immutable")
 
 
 def _fsync_dir(path: str) -> None:
@@ -94,16 +122,21 @@ def read_parquet(url: str) -> pd.DataFrame:
 def list_names(url: str, suffix: str = "") -> list[str]:
     """Sorted names of the files directly under ``url`` that end with ``suffix`` (none if absent)."""
     fs, path = filesystem(url)
-    if not fs.exists(path):
+    try:
+        entries = fs.ls(path, detail=False)
+    except FileNotFoundError:
         return []
-    names = (entry.rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False))
+    names = (entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries)
     return sorted(n for n in names if n.endswith(suffix) and not n.startswith(".tmp-"))
 
 
 def move(src: str, dst: str) -> None:
+    """Move a file: a rename on a local disk; on object storage a server-side copy, then a delete of
+    ``src`` (a move killed in between leaves both, each complete)."""
     fs, src_path = filesystem(src)
     _, dst_path = filesystem(dst)
-    fs.makedirs(dst_path.rsplit("/", 1)[0], exist_ok=True)
+    if isinstance(fs, LocalFileSystem):
+        fs.makedirs(dst_path.rsplit("/", 1)[0], exist_ok=True)
     fs.mv(src_path, dst_path)
 
 

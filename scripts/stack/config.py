@@ -223,12 +223,25 @@ class StackConfig:
                 "--maildir",
                 str(self.mail_dir),
             ],
-            "model-server": [python, "-m", "serving", "--port", str(self.model_server_port)],
+            "model-server": [
+                python,
+                "-m",
+                "serving",
+                "--port",
+                str(self.model_server_port),
+                *self._pointer_check(),
+            ],
             "api-server": [airflow, "api-server", "--port", str(self.api_port), "--host", "127.0.0.1"],
             "scheduler": [airflow, "scheduler"],
             "dag-processor": [airflow, "dag-processor"],
             "triggerer": [airflow, "triggerer"],
         }
+
+    def _pointer_check(self) -> list[str]:
+        """On object storage each check of the production pointer is a request (a HEAD): once a
+        second rather than on every prediction; on a local disk it is a ``stat``, so always."""
+        local = "://" not in self.storage_root or self.storage_root.startswith("file://")
+        return [] if local else ["--pointer-check-seconds", "1"]
 
     # -- set-up -----------------------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
-import json
 import os
 from collections.abc import Collection
 from datetime import datetime
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from include import layout, storage
 from scripts.stack.launcher import LocalStack
 from scripts.stack.rest import STAGES
 
@@ -53,8 +53,9 @@ def mail_with_subject(stack: LocalStack, since: datetime, text: str) -> EmailMes
 
 
 def production(stack: LocalStack) -> dict | None:
-    path = stack.config.home / "data" / "models" / "production.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    """The production pointer under the stack's storage root (a folder, or an object store)."""
+    url = layout.production_pointer(stack.config.storage_root)
+    return storage.read_json(url) if storage.exists(url) else None
 
 
 def finished_run(stack: LocalStack, dag_id: str, since: datetime) -> dict | None:

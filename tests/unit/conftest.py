@@ -1,9 +1,10 @@
 """Fixtures shared by the unit tests: the Iris data as the publisher makes it, the default schema, and
-a throwaway storage root."""
+a throwaway storage root, on a local disk or (``s3_root``) in a bucket of a local S3 endpoint."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 import pytest
@@ -13,6 +14,9 @@ from include.config import DatasetSchema, load_schema
 from include.features import to_features
 from include.training import train_and_evaluate
 from scripts.publish import iris_frame
+from tests.s3 import S3Endpoint, moto_server, s3_environment
+
+S3_BUCKET = "mlpipe-unit"
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +38,23 @@ def iris(iris_once: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture
 def root(tmp_path) -> str:
     return tmp_path.as_uri()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory) -> Iterator[S3Endpoint]:
+    """moto's S3 server with an empty bucket, for the test module that asks for it (tests/unit is no
+    package: a wider scope would keep it, and the AWS variables, for the rest of the session); this
+    process reaches it through the AWS variables, as the pipeline reaches AWS."""
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
+        endpoint.filesystem().mkdir(S3_BUCKET)
+        with s3_environment(endpoint):
+            yield endpoint
+
+
+@pytest.fixture
+def s3_root(s3_endpoint: S3Endpoint) -> str:
+    """A fresh storage root (prefix) in the bucket for each test."""
+    return f"s3://{S3_BUCKET}/{uuid.uuid4().hex}"
 
 
 @pytest.fixture

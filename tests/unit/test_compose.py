@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import stat
 import subprocess
@@ -429,6 +430,66 @@ def test_compose_cli_validates_the_file(tmp_path: Path) -> None:
     assert config(broken).returncode != 0, "compose accepts an invalid file: its verdict means nothing"
     result = config(COMPOSE_FILE)
     assert result.returncode == 0, result.stderr
+
+
+def resolved_by_cli(env_file: Path) -> dict:
+    """The compose file as the compose CLI resolves it with ``env_file`` and every profile. The shell's
+    values win over the env file's in compose, so this process's own (tests/conftest.py sets
+    PIPELINE_STORAGE_ROOT) are left out."""
+    shell = {key: value for key, value in os.environ.items() if not key.startswith(("PIPELINE_", "AWS_"))}
+    result = subprocess.run(
+        [
+            str(compose_binary()),
+            "-f",
+            str(COMPOSE_FILE),
+            "--env-file",
+            str(env_file),
+            "--profile",
+            "demo",
+            "--profile",
+            "debug",
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=shell,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_airflow_services_and_the_model_server_see_the_same_storage(tmp_path: Path) -> None:
+    """With the root on S3 and keys in .env, every service that reads or writes the pipeline's data gets
+    the same root and credentials. What .env leaves out stays unset in the containers (an IAM role then
+    applies), never set to an empty string, which botocore would take for a value."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        ENV_EXAMPLE.read_text().replace(
+            "PIPELINE_STORAGE_ROOT=/opt/airflow/data", "PIPELINE_STORAGE_ROOT=s3://b/p"
+        )
+        + "AWS_ACCESS_KEY_ID=AKID\nAWS_SECRET_ACCESS_KEY=secret\nAWS_DEFAULT_REGION=eu-west-1\n"
+    )
+    expected = {
+        "PIPELINE_STORAGE_ROOT": "s3://b/p",
+        "AWS_ACCESS_KEY_ID": "AKID",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_SESSION_TOKEN": None,
+        "AWS_ENDPOINT_URL_S3": None,
+    }
+
+    services = resolved_by_cli(env_file)["services"]
+
+    for name in (*AIRFLOW_SERVICES, "model-server"):
+        environment = services[name]["environment"]
+        assert {key: environment.get(key, "missing") for key in expected} == expected, name
+    default = resolved_by_cli(ENV_EXAMPLE)["services"]
+    _, image_env, _ = dockerfile()
+    for name in (*AIRFLOW_SERVICES, "model-server"):
+        assert default[name]["environment"]["PIPELINE_STORAGE_ROOT"] == image_env["PIPELINE_STORAGE_ROOT"]
 
 
 # -- scripts/make_env.py ------------------------------------------------------------------------------

@@ -54,6 +54,16 @@ def test_overwrite_false_refuses_an_existing_file_and_leaves_it_unchanged(root, 
     assert files(tmp_path) == {"raw/batch.parquet": b"first"}
 
 
+def test_overwrite_false_takes_the_same_bytes_already_there_as_written(root, tmp_path):
+    """A retried create (its first answer lost, or a task retried after the write) must not fail."""
+    url = layout.join(root, "raw", "batch.json")
+    storage.write_bytes_atomic(url, b"same", overwrite=False)
+
+    storage.write_bytes_atomic(url, b"same", overwrite=False)
+
+    assert files(tmp_path) == {"raw/batch.json": b"same"}
+
+
 def test_failure_while_writing_leaves_no_temp_file_and_no_target(root, tmp_path):
     (tmp_path / "out").mkdir()
     url = layout.join(root, "out", "data.bin")

@@ -61,6 +61,21 @@ def test_every_component_shares_the_home_ports_and_keys(tmp_path: Path):
     assert config.components()["model-server"][-3:] == ["serving", "--port", "18500"]
 
 
+def test_on_object_storage_the_model_server_checks_the_pointer_once_a_second(tmp_path: Path):
+    """A check is a request to the store there; on a local disk it is a stat, made on every request."""
+    on_s3 = StackConfig(tmp_path, model_server_port=18500, storage_root="s3://bucket/pipeline")
+    on_disk = StackConfig(tmp_path, model_server_port=18500, storage_root=(tmp_path / "data").as_uri())
+
+    assert on_s3.components()["model-server"][-5:] == [
+        "serving",
+        "--port",
+        "18500",
+        "--pointer-check-seconds",
+        "1",
+    ]
+    assert on_disk.components()["model-server"][-3:] == ["serving", "--port", "18500"]
+
+
 def test_the_celery_topology_adds_its_executor_broker_and_processes(tmp_path: Path):
     config = CeleryConfig(tmp_path, database="db1", redis_db=3, flower_port=15555)
 
