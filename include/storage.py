@@ -6,17 +6,26 @@ local disk the move is an atomic rename; on object storage a single PUT is alrea
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import shutil
+import tempfile
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from include.chunks import DEFAULT, Chunking
+
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -29,33 +38,53 @@ def exists(url: str) -> bool:
     return fs.exists(path)
 
 
-def write_bytes_atomic(url: str, data: bytes, *, overwrite: bool = True) -> None:
-    """Write ``data`` to ``url`` all at once; with ``overwrite=False`` refuse an existing file."""
+@contextmanager
+def atomic_local_path(url: str, *, overwrite: bool = True) -> Iterator[str]:
+    """A local file path to write the new content of ``url`` to, in any way and any size: when the block
+    ends without an error the file becomes ``url`` in one step; when it raises, nothing is left behind
+    and an earlier ``url`` is untouched. With ``overwrite=False`` an existing ``url`` is refused.
+
+    On a local disk the file is a hidden sibling, fsynced and renamed; on object storage it is a local
+    temporary file uploaded with one ``put_file`` (a single PUT or multipart upload: all or nothing).
+    """
     fs, path = filesystem(url)
     if not overwrite and fs.exists(path):
         raise FileExistsError(f"{url} already exists and is immutable")
     parent = path.rsplit("/", 1)[0]
     fs.makedirs(parent, exist_ok=True)
     if not isinstance(fs, LocalFileSystem):
-        fs.pipe_file(path, data)
+        with tempfile.TemporaryDirectory(prefix="storage-") as folder:
+            local = os.path.join(folder, "content")
+            yield local
+            fs.put_file(local, path)
         return
     tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
+        yield tmp
+        _fsync(tmp)  # the bytes are on disk before the name points at them
         if overwrite:
             os.replace(tmp, path)  # atomic; refuses to replace a folder
         else:
             os.link(tmp, path)  # atomic; fails if another writer got there first
-        _fsync_dir(parent)  # and the rename itself survives a power loss
+        _fsync(parent)  # and the rename itself survives a power loss
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def _fsync_dir(path: str) -> None:
+def write_bytes_atomic(url: str, data: bytes, *, overwrite: bool = True) -> None:
+    """Write ``data`` to ``url`` all at once; with ``overwrite=False`` refuse an existing file."""
+    with atomic_local_path(url, overwrite=overwrite) as local, open(local, "wb") as fh:
+        fh.write(data)
+
+
+def copy_in_atomic(local: str, url: str) -> None:
+    """Copy the local file ``local`` to ``url`` atomically, without reading it into memory."""
+    with atomic_local_path(url) as target:
+        shutil.copyfile(local, target)
+
+
+def _fsync(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -89,6 +118,66 @@ def read_parquet(url: str) -> pd.DataFrame:
     import pandas as pd  # here, not at the top: DAG parsing, the triggerer, register and promote need none
 
     return pd.read_parquet(io.BytesIO(read_bytes(url)))
+
+
+def write_parquet_chunks(
+    url: str, tables: Iterable[pa.Table], *, chunking: Chunking = DEFAULT, overwrite: bool = True
+) -> tuple[int, str]:
+    """Write the ``tables`` (chunks of one table, all with the first one's schema) as one Parquet file at
+    ``url``, atomically, holding about one chunk of rows at once; return the rows and the sha256 of the
+    file. Row groups have exactly ``chunking.rows(columns)`` rows (the last fewer), so the bytes depend
+    on the data and the chunk size only, not on how the tables were cut. No table at all is an error:
+    a Parquet file needs a schema."""
+    import pyarrow.parquet as pq
+
+    rows, row_group_rows = 0, 0
+    with atomic_local_path(url, overwrite=overwrite) as local:
+        writer: pq.ParquetWriter | None = None
+        pending: list[pa.Table] = []
+        try:
+            for table in tables:
+                if writer is None:
+                    writer = pq.ParquetWriter(local, table.schema)
+                    row_group_rows = chunking.rows(table.num_columns)
+                pending.append(table)
+                rows += table.num_rows
+                if sum(t.num_rows for t in pending) >= row_group_rows:
+                    pending = _flush_row_groups(writer, pending, row_group_rows, final=False)
+            if writer is None:
+                raise ValueError(f"nothing to write to {url}: no chunk of data")
+            if pending:
+                _flush_row_groups(writer, pending, row_group_rows, final=True)
+        finally:
+            if writer is not None:
+                writer.close()
+        digest = hashlib.sha256()
+        with open(local, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    return rows, digest.hexdigest()
+
+
+def _flush_row_groups(
+    writer: pq.ParquetWriter, pending: list[pa.Table], row_group_rows: int, *, final: bool
+) -> list[pa.Table]:
+    """Write the full row groups in ``pending`` (and, if ``final``, the rest); return what is left."""
+    import pyarrow as pa
+
+    table = pa.concat_tables(pending)
+    full = table.num_rows if final else table.num_rows - table.num_rows % row_group_rows
+    if full:
+        writer.write_table(table.slice(0, full), row_group_size=row_group_rows)
+    return [table.slice(full)] if full < table.num_rows else []
+
+
+@contextmanager
+def open_parquet(url: str) -> Iterator[pq.ParquetFile]:
+    """The Parquet file at ``url``, opened for reading in row groups or batches (never all at once)."""
+    import pyarrow.parquet as pq
+
+    fs, path = filesystem(url)
+    with pq.ParquetFile(path, filesystem=fs) as parquet:
+        yield parquet
 
 
 def list_names(url: str, suffix: str = "") -> list[str]:

@@ -141,7 +141,6 @@ class NewDataTrigger(_SourceTrigger):
             timeout=self.request_timeout,
             max_bytes=self.max_bytes,
             headers=self._conditional_headers(),
-            keep_body=False,
         )
         if fetched.status == 304 or fetched.sha256 == self.known_fingerprint.get("sha256"):
             return []
