@@ -269,6 +269,16 @@ class _DuplicateRows:
             if not path.exists():
                 continue
             records = np.fromfile(path, _RECORD)
+            order = np.argsort(records["h1"])
+            first_hashes = records["h1"][order]
+            same = first_hashes[1:] == first_hashes[:-1]
+            if not same.any():
+                continue
+            # Only rows whose first hash repeats can be duplicates: sort those few by both hashes and row.
+            candidates = np.zeros(len(records), bool)
+            candidates[1:] |= same
+            candidates[:-1] |= same
+            records = records[order[candidates]]
             records = records[np.lexsort((records["row"], records["h2"], records["h1"]))]
             repeats = (records["h1"][1:] == records["h1"][:-1]) & (records["h2"][1:] == records["h2"][:-1])
             if repeats.any():

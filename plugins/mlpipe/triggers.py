@@ -16,6 +16,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from include import ledger, sources
+from include.settings import SETTINGS
 
 MAX_FILES_PER_EVENT = 100
 
@@ -29,7 +30,7 @@ class _SourceTrigger(BaseTrigger):
         url: str,
         storage_root: str | None = None,
         poll_interval: float = 5.0,
-        max_bytes: int = 50_000_000,
+        max_bytes: int = SETTINGS["crawl_max_bytes"].default,
         source_variable: str | None = None,
     ) -> None:
         super().__init__()

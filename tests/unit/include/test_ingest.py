@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -553,3 +554,49 @@ def test_land_arrival_lands_each_file_of_a_folder_once_in_order(root, tmp_path, 
 def test_known_fingerprint_is_nothing_for_a_folder_and_none_before_the_first(root):
     assert known_fingerprint(root, SOURCE_URL) is None
     assert known_fingerprint(root, "file:///srv/drop/") is None
+
+
+# --- receive: the local copy ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def spool(tmp_path, monkeypatch) -> Path:
+    """Where :func:`receive` keeps its local copies during the test."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_a_drop_file_is_copied_hashed_and_the_copy_removed(tmp_path, spool, content):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "batch.csv").write_bytes(content)
+    item = {"url": (drop / "batch.csv").as_uri(), "validators": {"size": len(content), "mtime": 1.0}}
+
+    with receive(drop.as_uri() + "/", item, timeout=5, max_bytes=len(content)) as copy:
+        assert copy.path.parent.parent == spool
+        assert copy.path.read_bytes() == content
+        assert (copy.sha256, copy.size) == (hashlib.sha256(content).hexdigest(), len(content))
+        assert copy.validators == item["validators"]
+
+    assert list(spool.iterdir()) == []
+
+
+def read(source: str, item: dict, max_bytes: int) -> None:
+    with receive(source, item, timeout=5, max_bytes=max_bytes):
+        pass
+
+
+def test_content_over_the_limit_leaves_no_copy_behind(tmp_path, spool, content):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "batch.csv").write_bytes(content)
+    file_item = {"url": (drop / "batch.csv").as_uri(), "validators": {}}
+
+    with pytest.raises(DownloadError, match=f"exceed the {len(content) - 1}-byte limit"):
+        read(drop.as_uri() + "/", file_item, max_bytes=len(content) - 1)
+    with serving(streaming(content)) as url, pytest.raises(DownloadError, match="body exceeds"):
+        read(url, {"url": url, "validators": {}}, max_bytes=len(content) - 1)
+
+    assert list(spool.iterdir()) == []
