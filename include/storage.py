@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -124,16 +125,21 @@ def write_parquet_chunks(
     url: str, tables: Iterable[pa.Table], *, chunking: Chunking = DEFAULT, overwrite: bool = True
 ) -> tuple[int, str]:
     """Write the ``tables`` (chunks of one table, all with the first one's schema) as one Parquet file at
-    ``url``, atomically, holding about one chunk of rows at once; return the rows and the sha256 of the
+    ``url``, atomically, holding a few chunks of rows at once; return the rows and the sha256 of the
     file. Row groups have exactly ``chunking.rows(columns)`` rows (the last fewer), so the bytes depend
     on the data and the chunk size only, not on how the tables were cut. No table at all is an error:
-    a Parquet file needs a schema."""
+    a Parquet file needs a schema.
+
+    A row group is encoded and written on a second thread while the next chunk is produced (pyarrow
+    releases the GIL): one row group at a time, in order, so memory stays a few chunks."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows, row_group_rows = 0, 0
-    with atomic_local_path(url, overwrite=overwrite) as local:
+    with atomic_local_path(url, overwrite=overwrite) as local, ThreadPoolExecutor(1) as background:
         writer: pq.ParquetWriter | None = None
         pending: list[pa.Table] = []
+        writing: Future | None = None
         try:
             for table in tables:
                 if writer is None:
@@ -142,12 +148,19 @@ def write_parquet_chunks(
                 pending.append(table)
                 rows += table.num_rows
                 if sum(t.num_rows for t in pending) >= row_group_rows:
-                    pending = _flush_row_groups(writer, pending, row_group_rows, final=False)
+                    whole = pa.concat_tables(pending)
+                    full = whole.num_rows - whole.num_rows % row_group_rows
+                    pending = [whole.slice(full)] if full < whole.num_rows else []
+                    writing = _write_next(background, writing, writer, whole.slice(0, full), row_group_rows)
             if writer is None:
                 raise ValueError(f"nothing to write to {url}: no chunk of data")
             if pending:
-                _flush_row_groups(writer, pending, row_group_rows, final=True)
+                writing = _write_next(background, writing, writer, pa.concat_tables(pending), row_group_rows)
+            if writing is not None:
+                writing.result()
         finally:
+            if writing is not None:
+                wait([writing])  # before closing the writer, also when the chunks failed
             if writer is not None:
                 writer.close()
         digest = hashlib.sha256()
@@ -157,17 +170,18 @@ def write_parquet_chunks(
     return rows, digest.hexdigest()
 
 
-def _flush_row_groups(
-    writer: pq.ParquetWriter, pending: list[pa.Table], row_group_rows: int, *, final: bool
-) -> list[pa.Table]:
-    """Write the full row groups in ``pending`` (and, if ``final``, the rest); return what is left."""
-    import pyarrow as pa
-
-    table = pa.concat_tables(pending)
-    full = table.num_rows if final else table.num_rows - table.num_rows % row_group_rows
-    if full:
-        writer.write_table(table.slice(0, full), row_group_size=row_group_rows)
-    return [table.slice(full)] if full < table.num_rows else []
+def _write_next(
+    background: ThreadPoolExecutor,
+    previous: Future | None,
+    writer: pq.ParquetWriter,
+    table: pa.Table,
+    row_group_rows: int,
+) -> Future:
+    """Write ``table`` on the background thread once the ``previous`` write is done (its error, if any,
+    is raised here)."""
+    if previous is not None:
+        previous.result()
+    return background.submit(writer.write_table, table, row_group_size=row_group_rows)
 
 
 @contextmanager

@@ -31,7 +31,8 @@ from include.chunks import DEFAULT, Chunking
 from include.config import DatasetSchema, FeatureSpec
 
 EXAMPLE_CHARS = 80  # an example value in a message is cut here: the message goes into e-mails and JSON
-HASH_KEYS = ("mlpipe-rows-key1", "mlpipe-rows-key2")  # two independent 64-bit row hashes (16 chars each)
+HASH_KEYS = ("mlpipe-rows-key1", "mlpipe-rows-key2")  # keys of the two row hashes' text (16 chars)
+HASH_SALT = np.uint64(0x9E3779B97F4A7C15)  # numbers' bits are salted with this in the second hash
 PART_ROWS = 1 << 19  # rows per part of the duplicates check (24 bytes each in memory while checked)
 _RECORD = np.dtype([("h1", "<u8"), ("h2", "<u8"), ("row", "<i8")])
 
@@ -247,20 +248,19 @@ class _DuplicateRows:
         self.parts = [folder / f"part-{n}" for n in range(max(1, math.ceil(rows / PART_ROWS)))]
 
     def add(self, frame: pd.DataFrame) -> None:
-        # -0.0 and 0.0 are equal rows but hash apart: adding 0.0 turns -0.0 into 0.0.
-        floats = {name: frame[name] + 0.0 for name in frame if pd.api.types.is_float_dtype(frame[name])}
-        hashed = frame.assign(**floats)
         records = np.empty(len(frame), _RECORD)
-        for hash_field, key in zip(("h1", "h2"), HASH_KEYS, strict=True):
-            records[hash_field] = pd.util.hash_pandas_object(hashed, index=False, hash_key=key).to_numpy()
+        records["h1"], records["h2"] = _row_hashes(frame)
         records["row"] = frame.index.to_numpy()
         part = records["h1"] % len(self.parts)
+        if len(self.parts) <= 1 << 16:
+            part = part.astype(np.uint16)  # a stable sort of 16-bit keys is a radix sort
         order = np.argsort(part, kind="stable")
+        records = records[order]
         bounds = np.searchsorted(part[order], np.arange(len(self.parts) + 1))
         for n, path in enumerate(self.parts):
             if bounds[n] < bounds[n + 1]:
                 with path.open("ab") as fh:
-                    records[order[bounds[n] : bounds[n + 1]]].tofile(fh)
+                    records[bounds[n] : bounds[n + 1]].tofile(fh)
 
     def count(self) -> tuple[int, int]:
         """How many rows repeat an earlier row, and the first such row (-1 if none)."""
@@ -286,6 +286,23 @@ class _DuplicateRows:
                 duplicated += len(rows)
                 first = int(rows.min()) if first < 0 else min(first, int(rows.min()))
         return duplicated, first
+
+
+def _row_hashes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes of each row, equal for rows ``df.duplicated`` calls equal (also
+    -0.0 and 0.0, and missing and missing). pandas hashes a number by a fixed mix of its bits and text
+    with a key, so the second hash mixes salted bits and keys the text differently."""
+    numeric = {}
+    for name in frame:
+        column = frame[name]
+        if pd.api.types.is_float_dtype(column):
+            numeric[name] = (column.to_numpy() + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0
+        elif pd.api.types.is_numeric_dtype(column):
+            numeric[name] = column.to_numpy().astype(np.uint64)
+    first = pd.util.hash_pandas_object(frame.assign(**numeric), index=False, hash_key=HASH_KEYS[0])
+    salted = {name: values ^ HASH_SALT for name, values in numeric.items()}
+    second = pd.util.hash_pandas_object(frame.assign(**salted), index=False, hash_key=HASH_KEYS[1])
+    return first.to_numpy(), second.to_numpy()
 
 
 def _duplicates_failure(duplicated: int, first: int, chunks: Chunks) -> list[CheckFailure]:

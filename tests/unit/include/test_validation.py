@@ -234,3 +234,15 @@ def test_a_bad_row_in_the_last_chunk_quarantines_the_batch(root, tmp_path, land,
         f"{BATCH}.parquet",
         f"{BATCH}.reason.json",
     ]
+
+
+def test_the_two_row_hashes_are_independent_also_for_numbers_only():
+    """pandas hashes numbers without its key: unsalted, the second hash would equal the first and
+    catch no collision of it."""
+    frame = pd.DataFrame({"x": [1.0, -0.0, 0.0, 2.5], "n": [1, 2, 2, 3]})
+
+    first, second = validation._row_hashes(frame)
+
+    assert (first != second).all()
+    assert (first[1], second[1]) == (first[2], second[2]), "-0.0 and 0.0 are the same row"
+    assert len(set(first)) == len(set(second)) == 3
