@@ -248,14 +248,18 @@ class _DuplicateRows:
         self.parts = [folder / f"part-{n}" for n in range(max(1, math.ceil(rows / PART_ROWS)))]
 
     def add(self, frame: pd.DataFrame) -> None:
-        records = np.empty(len(frame), _RECORD)
-        records["h1"], records["h2"] = _row_hashes(frame)
-        records["row"] = frame.index.to_numpy()
-        part = records["h1"] % len(self.parts)
+        first, second = _row_hashes(frame)
+        part = first % len(self.parts)
         if len(self.parts) <= 1 << 16:
             part = part.astype(np.uint16)  # a stable sort of 16-bit keys is a radix sort
         order = np.argsort(part, kind="stable")
-        records = records[order]
+        # Field by field: gathering whole records (24-byte structs) costs ten times as much.
+        records = np.empty(len(frame), _RECORD)
+        records["h1"], records["h2"], records["row"] = (
+            first[order],
+            second[order],
+            frame.index.to_numpy()[order],
+        )
         bounds = np.searchsorted(part[order], np.arange(len(self.parts) + 1))
         for n, path in enumerate(self.parts):
             if bounds[n] < bounds[n + 1]:
