@@ -49,7 +49,7 @@ def make_csv(path: Path, rows: int, seed: int = 7) -> int:
         for start in range(0, rows, chunk):
             n = min(chunk, rows - start)
             # Distinct rows (the duplicates rule would reject repeats): a unique tail in the 4th column.
-            unique = (np.arange(start, start + n) % 10_000_000) / 1e8
+            unique = np.arange(start, start + n) / 1e8
             table = pa.table(
                 {
                     "sepal_length": np.round(rng.uniform(4.3, 7.9, n), 1),
