@@ -11,6 +11,7 @@ after its imports is the memory the data costs: with streaming it should not gro
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import shutil
@@ -33,6 +34,7 @@ def make_csv(path: Path, rows: int, seed: int = 7) -> int:
     rng = np.random.default_rng(seed)
     species = np.array(["setosa", "versicolor", "virginica"])
     chunk = 1_000_000
+    scale = 10.0 ** (math.ceil(math.log10(max(rows, 10_000_000))) + 1)
     with pacsv.CSVWriter(
         str(path),
         pa.schema(
@@ -48,8 +50,9 @@ def make_csv(path: Path, rows: int, seed: int = 7) -> int:
     ) as writer:
         for start in range(0, rows, chunk):
             n = min(chunk, rows - start)
-            # Distinct rows (the duplicates rule would reject repeats): a unique tail in the 4th column.
-            unique = np.arange(start, start + n) / 1e8
+            # Distinct rows (the duplicates rule would reject repeats): a unique tail in the 4th column,
+            # below its 0.1 step (1e-8 per row up to 10M rows, as the first records had; 1e-9 past that).
+            unique = np.arange(start, start + n) / scale
             table = pa.table(
                 {
                     "sepal_length": np.round(rng.uniform(4.3, 7.9, n), 1),
