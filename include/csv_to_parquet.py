@@ -76,7 +76,9 @@ class _WidenedError(Exception):
         self.kinds = kinds
 
 
-def write_parquet(path: str, url: str, *, max_columns: int, chunking: Chunking = DEFAULT) -> tuple[list, int]:
+def write_parquet(
+    path: str, url: str, *, max_columns: int, chunking: Chunking = DEFAULT
+) -> tuple[list[str], int]:
     """Write the CSV file at the local ``path`` as Parquet to ``url`` (atomically; nothing is left on an
     error); its column names and row count. BatchFormatError, naming the line or row, for content that
     is not a CSV table: not UTF-8, no header or no rows, a header wider than ``max_columns``, a row
