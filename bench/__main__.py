@@ -10,6 +10,7 @@ Sizes come from the environment, so a quick run is one variable away:
     BENCH_DEFER_SIZES=200,500   sensors deferred at once
     BENCH_DEFER_EXECUTORS=embedded
     BENCH_ETL_ROWS=1000000,10000000
+    BENCH_ETL_REPEATS=3         runs of each side per size (the fastest counts)
     BENCH_LIMIT_BATCHES=4       plain-Python chains (the first is the cold one)
     BENCH_TRAIN_ROWS=120,10000
     BENCH_SERVING_CLIENTS=1,8,32    concurrent clients per model-server measurement
@@ -46,7 +47,9 @@ def main(argv: list[str]) -> None:
         record.append("limit", plain)
         limit.print_report(plain)
     if "etl" in names:
-        result = etl_scale.run(record.env_ints("BENCH_ETL_ROWS", "1000000,10000000"))
+        result = etl_scale.run(
+            record.env_ints("BENCH_ETL_ROWS", "1000000,10000000"), record.env_int("BENCH_ETL_REPEATS", 3)
+        )
         record.append("etl_scale", result)
         etl_scale.print_report(result)
     if "parse" in names:

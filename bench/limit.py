@@ -25,7 +25,7 @@ def chain_once(root: str, url: str, source_dir: Path, seed: int, rows: int) -> d
     from include.candidate import train_candidate
     from include.config import load_schema
     from include.features import build_features
-    from include.ingest import land, read_item
+    from include.ingest import land, receive
     from include.training import TrainingConfig
     from include.validation import validate_and_quarantine
     from scripts.publish import publish
@@ -41,10 +41,10 @@ def chain_once(root: str, url: str, source_dir: Path, seed: int, rows: int) -> d
         clock = now
 
     schema = load_schema()
-    batch = read_item(url, {"url": url, "validators": {}}, timeout=30, max_bytes=50_000_000)
-    lap("download")
-    landed = land(root, batch)
-    lap("land")
+    with receive(url, {"url": url, "validators": {}}, timeout=30, max_bytes=50_000_000) as batch:
+        lap("download")
+        landed = land(root, batch)
+        lap("land")
     report = validate_and_quarantine(root, [landed["batch_id"]], schema)
     assert report["valid"], report
     lap("validate")

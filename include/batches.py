@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-import pandas as pd
-
 from include import layout, storage
 from include.layout import REASON_SUFFIX
 
@@ -34,9 +32,10 @@ def list_raw_batches(root: str) -> list[str]:
     return sorted(batch_id for batch_id in data & manifests if _is_id(batch_id))
 
 
-def load_raw_batch(root: str, batch_id: str) -> pd.DataFrame:
-    """The raw batch as landed, untouched, so validation sees exactly what arrived."""
-    return storage.read_parquet(_existing(layout.raw_batch(root, batch_id, ".parquet"), batch_id))
+def raw_batch_data(root: str, batch_id: str) -> str:
+    """The URL of the raw batch's Parquet file as landed (validation reads exactly what arrived);
+    FileNotFoundError naming the batch if it is not there."""
+    return _existing(layout.raw_batch(root, batch_id, ".parquet"), batch_id)
 
 
 def raw_manifest(root: str, batch_id: str) -> dict:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterable, Iterator
 
 import pandas as pd
+import pyarrow as pa
 
 from include import layout, storage
-from include.batches import load_raw_batch
+from include.batches import raw_batch_data
+from include.chunks import DEFAULT, Chunking
 from include.config import DatasetSchema
 
 _PANDAS_DTYPES = {"float": "float64", "int": "int64", "str": "str"}
@@ -26,19 +29,40 @@ def to_features(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
     return features.astype({**dtypes, schema.label: "str"})
 
 
-def write_features(root: str, batch_id: str, df: pd.DataFrame) -> dict:
-    """Write one batch's features; the returned hash lets later stages prove which bytes they used.
+def write_features(
+    root: str, batch_id: str, chunks: Iterable[pd.DataFrame], chunking: Chunking = DEFAULT
+) -> dict:
+    """Write one batch's features, given as consecutive ``chunks``, one chunk at a time; the returned
+    hash lets later stages prove which bytes they used.
 
     Re-running a batch (a retry or a backfill) rewrites the same content, so overwriting is safe.
     """
-    data = storage.write_parquet_atomic(df, layout.feature_batch(root, batch_id))
-    return {"batch_id": batch_id, "rows": len(df), "sha256": hashlib.sha256(data).hexdigest()}
+    rows, sha256 = storage.write_parquet_chunks(
+        layout.feature_batch(root, batch_id),
+        (pa.Table.from_pandas(chunk, preserve_index=False) for chunk in chunks),
+        chunking=chunking,
+    )
+    return {"batch_id": batch_id, "rows": rows, "sha256": sha256}
 
 
-def build_features(root: str, batch_ids: list[str], schema: DatasetSchema) -> list[dict]:
-    """Turn each validated raw batch into its features file; what :func:`write_features` says of each."""
+def raw_feature_chunks(
+    root: str, batch_id: str, schema: DatasetSchema, chunking: Chunking = DEFAULT
+) -> Iterator[pd.DataFrame]:
+    """The features of the raw batch ``batch_id``, a chunk at a time (only the schema's columns are read)."""
+    url = raw_batch_data(root, batch_id)
+    with storage.open_parquet(url) as parquet:
+        batch_rows = chunking.rows(len(schema.columns))
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=schema.columns):
+            yield to_features(batch.to_pandas(), schema)
+
+
+def build_features(
+    root: str, batch_ids: list[str], schema: DatasetSchema, chunking: Chunking = DEFAULT
+) -> list[dict]:
+    """Turn each validated raw batch into its features file, streaming; what :func:`write_features`
+    says of each."""
     return [
-        write_features(root, batch_id, to_features(load_raw_batch(root, batch_id), schema))
+        write_features(root, batch_id, raw_feature_chunks(root, batch_id, schema, chunking), chunking)
         for batch_id in batch_ids
     ]
 

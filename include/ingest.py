@@ -10,67 +10,49 @@ once its manifest exists).
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from include import batches, layout, ledger, sources, storage
+from include import batches, csv_to_parquet, layout, ledger, sources, storage
+from include.chunks import DEFAULT, Chunking
+from include.csv_to_parquet import BatchFormatError
 from include.settings import SETTINGS
 
 DEFAULT_MAX_COLUMNS = SETTINGS["crawl_max_columns"].default
 
 
-class BatchFormatError(ValueError):
-    """The content is not a CSV table with at least one row."""
-
-
 @dataclass(frozen=True)
 class Received:
-    """Content read from one source item (a URL or a file) with the validators it was read under."""
+    """Content read from one source item (a URL or a file), kept in the local file ``path`` (never
+    whole in memory), with its sha256, its size and the validators it was read under."""
 
     item: str
     validators: dict[str, Any]
-    content: bytes
-    sha256: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sha256", hashlib.sha256(self.content).hexdigest())
+    path: Path
+    sha256: str
+    size: int
 
 
-def read_item(source: str, item: dict[str, Any], *, timeout: float, max_bytes: int) -> Received:
-    """Read ``item`` (``{"url", "validators"}`` as the trigger announced it) from ``source``: a file of a
-    drop folder, or the single URL (downloaded again: the trigger only hashed it)."""
-    if sources.is_folder(source):
-        return Received(item["url"], item["validators"], sources.read_file(item["url"], max_bytes=max_bytes))
-    fetched = sources.download(item["url"], timeout=timeout, max_bytes=max_bytes)
-    return Received(item["url"], fetched.validators, fetched.content)
-
-
-def _header_width(content: bytes) -> int:
-    end = content.find(b"\n")
-    header = content if end < 0 else content[:end]
-    return len(next(csv.reader([header.decode("utf-8", "replace")]), []))
-
-
-def parse_csv(content: bytes, max_columns: int = DEFAULT_MAX_COLUMNS) -> pd.DataFrame:
-    """Read CSV content with pandas' own type inference; validation of the values is ETL's job. A header
-    wider than ``max_columns`` is refused before pandas reads anything."""
-    if (width := _header_width(content)) > max_columns:
-        raise BatchFormatError(f"CSV header has {width} columns, more than the limit of {max_columns}")
-    try:
-        frame = pd.read_csv(io.BytesIO(content))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise BatchFormatError(f"content is not a readable CSV table: {exc}") from exc
-    if frame.empty:
-        raise BatchFormatError("CSV has a header but no rows")
-    if not frame.index.equals(pd.RangeIndex(len(frame))):  # pandas made the surplus fields an index
-        raise BatchFormatError("some rows have more fields than the header")
-    return frame
+@contextmanager
+def receive(source: str, item: dict[str, Any], *, timeout: float, max_bytes: int) -> Iterator[Received]:
+    """Read ``item`` (``{"url", "validators"}`` as the trigger announced it) from ``source`` into a local
+    temporary file, hashing it as it streams: a file of a drop folder, or the single URL (downloaded
+    again: the trigger only hashed it). The file is removed when the block ends, also on an error."""
+    with tempfile.TemporaryDirectory(prefix="ingest-") as folder:
+        path = Path(folder) / "content"
+        with path.open("wb") as sink:
+            if sources.is_folder(source):
+                sha256, size = sources.copy_file(item["url"], sink, max_bytes=max_bytes)
+                validators = item["validators"]
+            else:
+                fetched = sources.download(item["url"], sink, timeout=timeout, max_bytes=max_bytes)
+                sha256, size, validators = fetched.sha256, fetched.size, fetched.validators
+        yield Received(item["url"], validators, path, sha256, size)
 
 
 def land(
@@ -79,6 +61,7 @@ def land(
     *,
     run_id: str = "",
     max_columns: int = DEFAULT_MAX_COLUMNS,
+    chunking: Chunking = DEFAULT,
     now: datetime | None = None,
 ) -> dict:
     """Land ``received`` once and return what became of it: ``{"outcome", "batch_id", "sha256", "item"}``
@@ -102,13 +85,20 @@ def land(
         batch_id, landed_at = layout.make_id(at, sha256), at.isoformat()
     fields = {"landed_at": landed_at, "run_id": run_id, "item_key": item_key}
     ledger.record_content(root, sha256, ledger.LANDING, batch_id=batch_id, item=received.item, **fields)
-    outcome = _write_batch(root, batch_id, received, landed_at, max_columns)
+    outcome = _write_batch(root, batch_id, received, landed_at, max_columns, chunking)
     ledger.record_content(root, sha256, outcome, batch_id=batch_id, item=received.item, **fields)
     return _finish(root, received, outcome, batch_id, run_id)
 
 
-def _write_batch(root: str, batch_id: str, received: Received, landed_at: str, max_columns: int) -> str:
-    """Write the batch (data first, manifest last) unless an earlier attempt finished it; the outcome."""
+def _write_batch(
+    root: str, batch_id: str, received: Received, landed_at: str, max_columns: int, chunking: Chunking
+) -> str:
+    """Write the batch (data first, manifest last) unless an earlier attempt finished it; the outcome.
+    Content that is not a CSV table leaves no Parquet file: it is kept as received, with its reason."""
+    if storage.exists(layout.raw_batch(root, batch_id, ".json")):
+        return ledger.LANDED
+    if storage.exists(layout.quarantined(root, batch_id, ".json")):
+        return ledger.QUARANTINED
     manifest = {
         "batch_id": batch_id,
         "sha256": received.sha256,
@@ -116,18 +106,20 @@ def _write_batch(root: str, batch_id: str, received: Received, landed_at: str, m
         "source": {"url": received.item, **received.validators, "sha256": received.sha256},
     }
     try:
-        frame = parse_csv(received.content, max_columns)
+        columns, rows = csv_to_parquet.write_parquet(
+            str(received.path),
+            layout.raw_batch(root, batch_id, ".parquet"),
+            max_columns=max_columns,
+            chunking=chunking,
+        )
     except BatchFormatError as exc:
-        if not storage.exists(layout.quarantined(root, batch_id, ".json")):
-            batches.write_reason(root, batch_id, [batches.CheckFailure("format", None, str(exc))])
-            storage.write_bytes_atomic(layout.quarantined(root, batch_id, ".csv"), received.content)
-            storage.write_json_atomic(layout.quarantined(root, batch_id, ".json"), manifest, overwrite=False)
+        batches.write_reason(root, batch_id, [batches.CheckFailure("format", None, str(exc))])
+        storage.copy_in_atomic(str(received.path), layout.quarantined(root, batch_id, ".csv"))
+        storage.write_json_atomic(layout.quarantined(root, batch_id, ".json"), manifest, overwrite=False)
         return ledger.QUARANTINED
-    if not storage.exists(layout.raw_batch(root, batch_id, ".json")):
-        manifest |= {"rows": len(frame), "columns": list(map(str, frame.columns))}
-        storage.write_parquet_atomic(frame, layout.raw_batch(root, batch_id, ".parquet"))
-        # Create-only: a landed batch is immutable; a retry writes the same bytes, anything else fails.
-        storage.write_json_atomic(layout.raw_batch(root, batch_id, ".json"), manifest, overwrite=False)
+    manifest |= {"rows": rows, "columns": columns}
+    # Create-only: a landed batch is immutable; a racing writer of the same bytes counts as done.
+    storage.write_json_atomic(layout.raw_batch(root, batch_id, ".json"), manifest, overwrite=False)
     return ledger.LANDED
 
 
@@ -175,11 +167,14 @@ def land_arrival(
     listed is left out; any other read error is raised (the retry lands what is left, exactly once)."""
     report: dict[str, list] = {"landed": [], "quarantined": [], "duplicates": [], "valid": []}
     for item in arrival["items"]:
-        try:
-            received = read_item(arrival["url"], item, timeout=timeout, max_bytes=max_bytes)
-        except FileNotFoundError:
-            continue
-        outcome = land(root, received, run_id=run_id, max_columns=max_columns)
+        with ExitStack() as spooled:
+            try:
+                received = spooled.enter_context(
+                    receive(arrival["url"], item, timeout=timeout, max_bytes=max_bytes)
+                )
+            except FileNotFoundError:
+                continue
+            outcome = land(root, received, run_id=run_id, max_columns=max_columns)
         if outcome["outcome"] == ledger.LANDED:
             report["landed"].append(outcome["manifest"])
             report["valid"].append(outcome["batch_id"])

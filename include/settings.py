@@ -85,7 +85,9 @@ _SETTINGS = (
         "e.g. `file:///srv/drop/`, `s3://bucket/prefix/`) where each new file is a batch",
     ),
     Setting("crawl_timeout_seconds", float, 30.0, "time limit of one request or download of the source"),
-    Setting("crawl_max_bytes", int, 50_000_000, "larger content is neither downloaded nor hashed"),
+    # 1 GB: ingest and etl stream a batch in chunks (include.chunks), so memory no longer grows with it;
+    # what bounds it now is temporary disk (about 2.5x the CSV) and time (README, Configuration).
+    Setting("crawl_max_bytes", int, 1_000_000_000, "larger content is neither downloaded nor hashed"),
     Setting("crawl_max_columns", int, 1000, "a CSV whose header has more columns is quarantined unread"),
     Setting(
         "notification_email",

@@ -21,7 +21,7 @@ import posixpath
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import certifi
@@ -31,6 +31,7 @@ import httpx
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)  # not httpx's is_redirect: that is every 3xx, 304 included
 IGNORED_PREFIXES = (".", "_")
+COPY_BLOCK_BYTES = 1 << 20
 
 
 class DownloadError(RuntimeError):
@@ -55,7 +56,6 @@ class Fetched:
     last_modified: str | None = None
     sha256: str | None = None
     size: int = 0
-    content: bytes | None = None
 
     @property
     def validators(self) -> dict[str, str | None]:
@@ -80,11 +80,12 @@ async def fetch(
     *,
     max_bytes: int,
     headers: dict[str, str] | None = None,
-    keep_body: bool = True,
+    sink: BinaryIO | None = None,
 ) -> Fetched:
     """GET ``url`` with ``client`` (which must not follow redirects itself), hashing the body as it
-    streams; raise DownloadError for a status other than 200/304, a refused redirect or a body over
-    ``max_bytes``. The caller bounds the time (``asyncio.timeout``)."""
+    streams and writing it to ``sink`` if given (the body is never held whole in memory); raise
+    DownloadError for a status other than 200/304, a refused redirect or a body over ``max_bytes``. The
+    caller bounds the time (``asyncio.timeout``)."""
     origin = current = httpx.URL(url)
     for _ in range(MAX_REDIRECTS + 1):
         async with client.stream("GET", current, headers=headers) as response:
@@ -98,14 +99,14 @@ async def fetch(
             declared = int(response.headers.get("content-length") or 0)
             if declared > max_bytes:
                 raise DownloadError(f"GET {url}: body of {declared} bytes exceeds the {max_bytes}-byte limit")
-            digest, chunks, size = hashlib.sha256(), [], 0
+            digest, size = hashlib.sha256(), 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > max_bytes:
                     raise DownloadError(f"GET {url}: body exceeds the {max_bytes}-byte limit")
                 digest.update(chunk)
-                if keep_body:
-                    chunks.append(chunk)
+                if sink is not None:
+                    sink.write(chunk)
             return Fetched(
                 url,
                 200,
@@ -113,7 +114,6 @@ async def fetch(
                 last_modified=response.headers.get("last-modified"),
                 sha256=digest.hexdigest(),
                 size=size,
-                content=b"".join(chunks) if keep_body else None,
             )
     raise DownloadError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
 
@@ -137,9 +137,10 @@ async def fetch_within(url: str, *, timeout: float, max_bytes: int, **kwargs: An
         raise DownloadError(f"GET {url} failed: {exc!r}") from exc
 
 
-def download(url: str, *, timeout: float, max_bytes: int) -> Fetched:
-    """GET ``url`` and keep its body, within ``timeout`` seconds in all and ``max_bytes``."""
-    return asyncio.run(fetch_within(url, timeout=timeout, max_bytes=max_bytes))
+def download(url: str, sink: BinaryIO, *, timeout: float, max_bytes: int) -> Fetched:
+    """GET ``url`` into the file ``sink``, within ``timeout`` seconds in all and ``max_bytes``; on a
+    DownloadError ``sink`` holds a part of the body, which the caller discards."""
+    return asyncio.run(fetch_within(url, timeout=timeout, max_bytes=max_bytes, sink=sink))
 
 
 # --- a drop folder -------------------------------------------------------------------------------------
@@ -196,10 +197,19 @@ def settled(previous: dict[str, FileItem], current: list[FileItem]) -> list[File
     )
 
 
-def read_file(url: str, *, max_bytes: int) -> bytes:
-    """The content of the file ``url``; DownloadError if it is larger than ``max_bytes``."""
+def copy_file(url: str, sink: BinaryIO, *, max_bytes: int) -> tuple[str, int]:
+    """Copy the file ``url`` into ``sink`` a block at a time, hashing it as it goes; its sha256 and
+    size. DownloadError if it is (or grows while read to be) larger than ``max_bytes``."""
     fs, path = fsspec.core.url_to_fs(url)
     size = fs.size(path)
     if size is not None and size > max_bytes:
         raise DownloadError(f"{url}: {size} bytes exceed the {max_bytes}-byte limit")
-    return fs.cat_file(path)
+    digest, size = hashlib.sha256(), 0
+    with fs.open(path, "rb") as source:
+        while block := source.read(COPY_BLOCK_BYTES):
+            size += len(block)
+            if size > max_bytes:
+                raise DownloadError(f"{url}: more than the {max_bytes}-byte limit")
+            digest.update(block)
+            sink.write(block)
+    return digest.hexdigest(), size

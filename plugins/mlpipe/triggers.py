@@ -17,6 +17,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from include import ledger, sources
+from include.settings import SETTINGS
 
 MAX_FILES_PER_EVENT = 100
 
@@ -30,7 +31,7 @@ class _SourceTrigger(BaseTrigger):
         url: str,
         storage_root: str | None = None,
         poll_interval: float = 5.0,
-        max_bytes: int = 50_000_000,
+        max_bytes: int = SETTINGS["crawl_max_bytes"].default,
         source_variable: str | None = None,
     ) -> None:
         super().__init__()
@@ -143,7 +144,6 @@ class NewDataTrigger(_SourceTrigger):
             timeout=self.request_timeout,
             max_bytes=self.max_bytes,
             headers=self._conditional_headers(),
-            keep_body=False,
         )
         if fetched.status == 304 or fetched.sha256 == self.known_fingerprint.get("sha256"):
             return []

@@ -74,11 +74,12 @@ def test_plain_chain_limit(results):
 
 
 def test_etl_scale_against_bare_pyarrow(results):
-    figures = etl_scale.run([2000])
+    figures = etl_scale.run([2000], repeats=2)
     [entry] = figures["sizes"]
     assert entry["bare"]["peak_rss_mb"] > 0
     assert entry["pipeline"]["valid"] is True
     assert entry["pipeline_over_bare_rate"] > 0
+    assert [len(entry["runs"][side]) for side in ("bare", "pipeline")] == [2, 2]
     etl_scale.print_report(figures)
 
 

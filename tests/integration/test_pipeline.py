@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from include.ingest import Received, land
+from include.ingest import land
 from scripts.publish import make_batch
 from scripts.stack.launcher import LocalStack
 from tests.integration.chain import (
@@ -29,6 +29,7 @@ from tests.integration.chain import (
     wait_for_run,
     wait_until_idle,
 )
+from tests.received import received
 
 
 @pytest.fixture(scope="module")
@@ -167,12 +168,12 @@ def test_manual_etl_rerun_over_a_chosen_batch(stack: LocalStack, happy, wait_for
     assert event["source_run_id"] == run["dag_run_id"]
 
 
-def test_backfill_of_etl_processes_the_batches_landed_in_its_interval(stack: LocalStack, wait_for):
+def test_backfill_of_etl_processes_the_batches_landed_in_its_interval(stack: LocalStack, wait_for, tmp_path):
     """Backfill replays etl's daily timetable: the run at D 03:00 covers what landed in the day before."""
     two_days_ago = (datetime.now(UTC) - timedelta(days=2)).replace(hour=12, minute=0, second=0, microsecond=0)
     content = make_batch("good", rows=60, seed=31).to_csv(index=False).encode()
-    received = Received("an earlier export", {}, content)
-    manifest = land((stack.config.home / "data").as_uri(), received, now=two_days_ago)["manifest"]
+    batch = received(tmp_path, content, "an earlier export")
+    manifest = land((stack.config.home / "data").as_uri(), batch, now=two_days_ago)["manifest"]
     wait_until_idle(stack, wait_for)
     since = datetime.now(UTC)
     day = (two_days_ago + timedelta(days=1)).date().isoformat()

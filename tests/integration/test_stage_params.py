@@ -7,15 +7,17 @@ by an earlier export would be), so it runs the same alone, in any order, or afte
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from include import layout, registry, storage
 from include.config import load_schema
 from include.features import build_features
-from include.ingest import Received, land
+from include.ingest import land
 from include.training import train_and_evaluate
 from scripts.publish import make_batch
 from scripts.stack.config import REPO
@@ -28,6 +30,7 @@ from tests.integration.chain import (
     task_states,
     wait_until_idle,
 )
+from tests.received import received
 
 
 def data_root(stack: LocalStack) -> str:
@@ -37,7 +40,9 @@ def data_root(stack: LocalStack) -> str:
 def landed(stack: LocalStack, kind: str, seed: int, at: datetime) -> str:
     """Land a batch of ``kind`` as if ingest had received it at ``at``; return its batch id."""
     content = make_batch(kind, rows=60, seed=seed).to_csv(index=False).encode()
-    return land(data_root(stack), Received("an earlier export", {}, content), now=at)["batch_id"]
+    with tempfile.TemporaryDirectory(prefix="received-") as folder:
+        batch = received(Path(folder), content, "an earlier export")
+        return land(data_root(stack), batch, now=at)["batch_id"]
 
 
 def finished(stack: LocalStack, wait_for, dag_id: str, run_id: str) -> dict:

@@ -35,7 +35,7 @@ def test_landed_batches_are_listed_oldest_first_and_read_back(root, land, iris):
     land(FIRST, iris)
 
     assert batches.list_raw_batches(root) == [FIRST, SECOND]
-    pd.testing.assert_frame_equal(batches.load_raw_batch(root, FIRST), iris)
+    pd.testing.assert_frame_equal(storage.read_parquet(batches.raw_batch_data(root, FIRST)), iris)
     manifest = batches.raw_manifest(root, SECOND)
     assert (manifest["batch_id"], manifest["rows"]) == (SECOND, 10)
 
@@ -53,8 +53,8 @@ def test_a_batch_without_its_manifest_is_incomplete_and_ignored(root, land, iris
 
 @pytest.mark.parametrize(
     "read",
-    [batches.load_raw_batch, batches.raw_manifest],
-    ids=["load_raw_batch", "raw_manifest"],
+    [batches.raw_batch_data, batches.raw_manifest],
+    ids=["raw_batch_data", "raw_manifest"],
 )
 def test_unknown_batch_id_is_named(root, land, iris, read):
     land(FIRST, iris)
@@ -93,7 +93,7 @@ def test_quarantine_moves_data_and_manifest_next_to_the_reason(root, land, iris,
     ]
     assert datetime.fromisoformat(reason["quarantined_at"]).utcoffset().total_seconds() == 0
     with pytest.raises(FileNotFoundError, match=FIRST):
-        batches.load_raw_batch(root, FIRST)
+        batches.raw_batch_data(root, FIRST)
 
 
 def test_quarantined_batches_are_still_seen(root, land, iris):

@@ -45,7 +45,7 @@ def test_to_features_casts_int_and_str_features():
 
 
 def test_write_features_returns_the_hash_of_the_stored_bytes(root, iris, schema):
-    info = write_features(root, B1, to_features(iris, schema))
+    info = write_features(root, B1, [to_features(iris, schema)])
 
     stored = storage.read_bytes(layout.join(root, "features", f"{B1}.parquet"))
     assert info == {"batch_id": B1, "rows": len(iris), "sha256": hashlib.sha256(stored).hexdigest()}
@@ -53,8 +53,8 @@ def test_write_features_returns_the_hash_of_the_stored_bytes(root, iris, schema)
 
 def test_load_features_concatenates_batches_with_a_stable_hash(root, iris, schema):
     features = to_features(iris, schema)
-    write_features(root, B2, features.iloc[100:])
-    write_features(root, B1, features.iloc[:100])
+    write_features(root, B2, [features.iloc[100:]])
+    write_features(root, B1, [features.iloc[:100]])
 
     df, ids, feature_hash = load_features(root)
 
@@ -63,7 +63,7 @@ def test_load_features_concatenates_batches_with_a_stable_hash(root, iris, schem
     assert load_features(root, [B2, B1])[2] == feature_hash
     assert load_features(root, [B1])[2] != feature_hash
 
-    write_features(root, B2, features.iloc[101:])
+    write_features(root, B2, [features.iloc[101:]])
     assert load_features(root)[2] != feature_hash
 
 
@@ -73,7 +73,7 @@ def test_load_features_without_batches_is_a_clear_error(root):
 
 
 def test_load_features_of_an_unknown_batch_names_it(root, iris, schema):
-    write_features(root, B1, to_features(iris, schema))
+    write_features(root, B1, [to_features(iris, schema)])
 
     with pytest.raises(FileNotFoundError, match=NOPE):
         load_features(root, [B1, NOPE])
@@ -81,7 +81,7 @@ def test_load_features_of_an_unknown_batch_names_it(root, iris, schema):
 
 def test_training_batches_are_the_requested_ones_or_the_newest_window(root, iris, schema):
     for batch_id in (NOPE, B1, B2):
-        write_features(root, batch_id, to_features(iris, schema))
+        write_features(root, batch_id, [to_features(iris, schema)])
 
     assert training_batches(root, [], 1) == [NOPE]
     assert training_batches(root, [], 2) == [B2, NOPE]

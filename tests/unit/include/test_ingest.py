@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -21,19 +22,12 @@ import httpx
 import pandas as pd
 import pytest
 
-from include import batches, layout, ledger, storage
+from include import batches, csv_to_parquet, layout, ledger, storage
 from include.batches import CheckFailure
-from include.ingest import (
-    BatchFormatError,
-    Received,
-    announcement,
-    known_fingerprint,
-    land,
-    land_arrival,
-    parse_csv,
-)
-from include.sources import DownloadError, download, fetch_within
+from include.ingest import Received, announcement, known_fingerprint, land, land_arrival, receive
+from include.sources import DownloadError, Fetched, download, fetch_within
 from scripts.data_source import DataSource
+from tests.received import received as received_file
 
 NOW = datetime(2026, 11, 21, 16, 15, 0, 123456, tzinfo=UTC)
 SOURCE_URL = "http://127.0.0.1:8000/iris.csv"
@@ -119,11 +113,23 @@ def streaming(body: bytes, chunk: int = 1000, repeat: int = 1, sent: list[int] |
     return respond
 
 
-def received(
-    content: bytes, etag: str | None = '"v1"', last_modified: str | None = None, url: str = SOURCE_URL
-) -> Received:
+@pytest.fixture
+def received(tmp_path_factory) -> Callable[..., Received]:
     """Content as read from the single URL ``url``, without the HTTP round trip."""
-    return Received(url, {"etag": etag, "last_modified": last_modified}, content)
+    folder = tmp_path_factory.mktemp("received")
+
+    def received(
+        content: bytes, etag: str | None = '"v1"', last_modified: str | None = None, url: str = SOURCE_URL
+    ) -> Received:
+        return received_file(folder, content, url, {"etag": etag, "last_modified": last_modified})
+
+    return received
+
+
+def fetch_body(url: str, **limits) -> tuple[Fetched, bytes]:
+    """:func:`download` into memory: what it answered and the body it wrote."""
+    sink = io.BytesIO()
+    return download(url, sink, **limits), sink.getvalue()
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -138,9 +144,10 @@ def batch_id(at: datetime, content: bytes) -> str:
 
 
 def test_download_returns_content_hash_and_validators(source, published, content):
-    batch = download(source.url(published), timeout=5, max_bytes=len(content))
+    batch, body = fetch_body(source.url(published), timeout=5, max_bytes=len(content))
 
-    assert batch.content == content
+    assert body == content
+    assert batch.size == len(content)
     assert batch.sha256 == hashlib.sha256(content).hexdigest()
     assert batch.last_modified == "Tue, 14 Nov 2023 22:13:20 GMT"
     assert batch.etag == httpx.get(source.url(published)).headers["etag"]
@@ -155,28 +162,28 @@ def test_a_conditional_get_of_unchanged_content_is_a_304_not_a_redirect(source, 
         fetch_within(source.url(published), timeout=5, max_bytes=10, headers={"If-None-Match": etag})
     )
 
-    assert (fetched.status, fetched.content) == (304, None)
+    assert (fetched.status, fetched.sha256) == (304, None)
 
 
 def test_download_from_a_source_without_validators(bare_source, published, content):
-    batch = download(bare_source.url(published), timeout=5, max_bytes=len(content))
+    batch, body = fetch_body(bare_source.url(published), timeout=5, max_bytes=len(content))
 
-    assert (batch.content, batch.etag, batch.last_modified) == (content, None, None)
+    assert (body, batch.etag, batch.last_modified) == (content, None, None)
 
 
 def test_declared_body_over_the_limit_is_refused(source, published, content):
     with pytest.raises(
         DownloadError, match=f"body of {len(content)} bytes exceeds the {len(content) - 1}-byte"
     ):
-        download(source.url(published), timeout=5, max_bytes=len(content) - 1)
+        fetch_body(source.url(published), timeout=5, max_bytes=len(content) - 1)
     assert source.statuses[-1] == 200
 
 
 def test_streamed_body_at_the_limit_is_read(content):
     with serving(streaming(content)) as url:
-        batch = download(url, timeout=5, max_bytes=len(content))
+        batch, body = fetch_body(url, timeout=5, max_bytes=len(content))
 
-    assert batch.content == content
+    assert body == content
     assert (batch.etag, batch.last_modified) == (None, None)
 
 
@@ -185,7 +192,7 @@ def test_streamed_body_over_the_limit_is_refused(content):
         serving(streaming(content)) as url,
         pytest.raises(DownloadError, match=f"body exceeds the {len(content) - 1}-byte limit"),
     ):
-        download(url, timeout=5, max_bytes=len(content) - 1)
+        fetch_body(url, timeout=5, max_bytes=len(content) - 1)
 
 
 def test_endless_stream_is_cut_off_without_reading_it_all():
@@ -203,7 +210,7 @@ def test_endless_stream_is_cut_off_without_reading_it_all():
     with serving(respond) as url:
         started = time.monotonic()
         with pytest.raises(DownloadError, match="exceeds the 100000-byte limit"):
-            download(url, timeout=5, max_bytes=100_000)
+            fetch_body(url, timeout=5, max_bytes=100_000)
         elapsed = time.monotonic() - started
         assert done.wait(5), "the server should see the client hang up"
 
@@ -213,7 +220,7 @@ def test_endless_stream_is_cut_off_without_reading_it_all():
 
 def test_http_error_names_the_status(source):
     with pytest.raises(DownloadError, match=r"answered HTTP 404"):
-        download(source.url("missing.csv"), timeout=5, max_bytes=1000)
+        fetch_body(source.url("missing.csv"), timeout=5, max_bytes=1000)
     assert source.statuses[-1] == 404
 
 
@@ -222,7 +229,7 @@ def test_server_error_names_the_status():
         handler.send_error(503)
 
     with serving(respond) as url, pytest.raises(DownloadError, match="HTTP 503"):
-        download(url, timeout=5, max_bytes=1000)
+        fetch_body(url, timeout=5, max_bytes=1000)
 
 
 def test_refused_connection_is_a_download_error():
@@ -231,7 +238,7 @@ def test_refused_connection_is_a_download_error():
         port = probe.getsockname()[1]
 
     with pytest.raises(DownloadError, match=f"GET http://127.0.0.1:{port}/iris.csv failed"):
-        download(f"http://127.0.0.1:{port}/iris.csv", timeout=2, max_bytes=1000)
+        fetch_body(f"http://127.0.0.1:{port}/iris.csv", timeout=2, max_bytes=1000)
 
 
 def test_server_slower_than_the_timeout(content):
@@ -245,7 +252,7 @@ def test_server_slower_than_the_timeout(content):
         started = time.monotonic()
         try:
             with pytest.raises(DownloadError, match="Timeout"):
-                download(url, timeout=0.3, max_bytes=len(content))
+                fetch_body(url, timeout=0.3, max_bytes=len(content))
         finally:
             release.set()
     assert time.monotonic() - started < 3
@@ -265,7 +272,7 @@ def test_server_stalling_mid_body(content):
     with serving(respond) as url:
         try:
             with pytest.raises(DownloadError, match="Timeout"):
-                download(url, timeout=0.3, max_bytes=len(content))
+                fetch_body(url, timeout=0.3, max_bytes=len(content))
         finally:
             release.set()
 
@@ -288,7 +295,7 @@ def test_trickling_server_cannot_outlast_the_timeout():
         started = time.monotonic()
         try:
             with pytest.raises(DownloadError, match=r"not finished within 0\.5 s"):
-                download(url, timeout=0.5, max_bytes=1_000_000)
+                fetch_body(url, timeout=0.5, max_bytes=1_000_000)
         finally:
             release.set()
     assert time.monotonic() - started < 15, "the download ran as long as the server trickled"
@@ -311,7 +318,7 @@ def test_deadline_holds_while_a_chunk_is_stalled():
     with serving(respond) as url:
         try:
             with pytest.raises(DownloadError, match=r"not finished within 1\.0 s"):
-                download(url, timeout=1.0, max_bytes=1_000_000)
+                fetch_body(url, timeout=1.0, max_bytes=1_000_000)
         finally:
             release.set()
 
@@ -334,7 +341,7 @@ def redirecting(location: str, content: bytes):
 
 def test_redirect_on_the_same_host_is_followed(content):
     with serving(redirecting("/moved.csv", content)) as url:
-        assert download(url, timeout=5, max_bytes=len(content)).content == content
+        assert fetch_body(url, timeout=5, max_bytes=len(content))[1] == content
 
 
 @pytest.mark.parametrize("location", ["http://localhost:9/elsewhere.csv", "https://127.0.0.1/iris.csv"])
@@ -343,53 +350,13 @@ def test_redirect_to_another_host_or_scheme_is_refused(location, content):
         serving(redirecting(location, content)) as url,
         pytest.raises(DownloadError, match="only redirects to the same scheme and host"),
     ):
-        download(url, timeout=5, max_bytes=len(content))
-
-
-# --- parse_csv -----------------------------------------------------------------------------------
-
-
-def test_parse_csv_infers_types(content, iris):
-    frame = parse_csv(content)
-
-    pd.testing.assert_frame_equal(frame, iris)
-
-
-@pytest.mark.parametrize(
-    ("body", "problem"),
-    [
-        (PNG, "not a readable CSV table: 'utf-8' codec"),
-        (b"", "not a readable CSV table: No columns"),
-        (b"sepal_length,species\n", "header but no rows"),
-        (b'sepal_length,species\n"5.1,setosa\n', "not a readable CSV table: Error tokenizing"),
-        (b"a,b\n1,2\n3,4,5\n", "Expected 2 fields in line 3, saw 3"),
-    ],
-    ids=["binary", "empty", "header-only", "open-quote", "extra-field"],
-)
-def test_parse_csv_refuses_what_is_not_a_table(body, problem):
-    with pytest.raises(BatchFormatError, match=problem):
-        parse_csv(body)
-
-
-def test_a_header_over_the_column_cap_is_refused_before_pandas_reads_it():
-    wide = ",".join(f"c{i}" for i in range(1_000_000)).encode() + b"\n" + b"1," * 999_999 + b"1\n"
-    started = time.monotonic()
-    with pytest.raises(BatchFormatError, match="1000000 columns, more than the limit of 1000"):
-        parse_csv(wide, max_columns=1000)
-    assert time.monotonic() - started < 2
-    assert list(parse_csv(b"a,b\n1,2\n", max_columns=2).columns) == ["a", "b"]
-
-
-def test_parse_csv_refuses_rows_longer_than_the_header():
-    """pandas would turn the surplus leading field into an index, which landing would then drop."""
-    with pytest.raises(BatchFormatError):
-        parse_csv(b"a,b\n1,2,3\n4,5,6\n")
+        fetch_body(url, timeout=5, max_bytes=len(content))
 
 
 # --- land ----------------------------------------------------------------------------------------
 
 
-def test_land_writes_parquet_manifest_and_ledger(root, tmp_path, content):
+def test_land_writes_parquet_manifest_and_ledger(root, tmp_path, content, received):
     batch = received(content, etag='"abc"', last_modified="Tue, 14 Nov 2023 22:13:20 GMT")
 
     report = land(root, batch, run_id="run-1", now=NOW)
@@ -418,15 +385,18 @@ def test_land_writes_parquet_manifest_and_ledger(root, tmp_path, content):
         "last_modified": batch.validators["last_modified"],
         "sha256": sha,
     }
-    pd.testing.assert_frame_equal(batches.load_raw_batch(root, batch_id), pd.read_csv(io.BytesIO(content)))
+    landed = storage.read_parquet(batches.raw_batch_data(root, batch_id))
+    pd.testing.assert_frame_equal(landed, pd.read_csv(io.BytesIO(content)))
 
 
 def test_download_then_land_end_to_end(root, source, published, content):
     url = source.url(published)
-    fetched = download(url, timeout=5, max_bytes=1_000_000)
 
-    report = land(root, Received(url, fetched.validators, fetched.content), now=NOW)
+    with receive(url, {"url": url, "validators": {}}, timeout=5, max_bytes=1_000_000) as fetched:
+        report = land(root, fetched, now=NOW)
+        assert fetched.path.read_bytes() == content
 
+    assert not fetched.path.exists(), "the local copy is removed once landed"
     served = httpx.get(url).headers
     assert report["manifest"]["source"] == {
         "url": url,
@@ -436,7 +406,7 @@ def test_download_then_land_end_to_end(root, source, published, content):
     }
 
 
-def test_content_received_before_is_a_recorded_duplicate(root, tmp_path, content):
+def test_content_received_before_is_a_recorded_duplicate(root, tmp_path, content, received):
     first = land(root, received(content, etag='"v1"'), run_id="run-1", now=NOW)
     batch_files = snapshot(tmp_path / "raw")
 
@@ -448,7 +418,7 @@ def test_content_received_before_is_a_recorded_duplicate(root, tmp_path, content
     assert ledger.item(root, SOURCE_URL, {"etag": '"v3"', "last_modified": None})["outcome"] == "duplicate"
 
 
-def test_content_of_a_batch_quarantined_by_etl_is_still_a_duplicate(root, content):
+def test_content_of_a_batch_quarantined_by_etl_is_still_a_duplicate(root, content, received):
     first = land(root, received(content), now=NOW)
     batches.quarantine_batch(root, first["batch_id"], [CheckFailure("range", "sepal_width", "too wide")])
 
@@ -456,7 +426,7 @@ def test_content_of_a_batch_quarantined_by_etl_is_still_a_duplicate(root, conten
     assert batches.list_raw_batches(root) == []
 
 
-def test_a_retry_of_the_same_run_reports_the_batch_again(root, content):
+def test_a_retry_of_the_same_run_reports_the_batch_again(root, content, received):
     first = land(root, received(content), run_id="run-1", now=NOW)
 
     retried = land(root, received(content), run_id="run-1", now=NOW + timedelta(seconds=30))
@@ -465,7 +435,7 @@ def test_a_retry_of_the_same_run_reports_the_batch_again(root, content):
     assert batches.list_raw_batches(root) == [first["batch_id"]]
 
 
-def test_content_that_is_not_csv_is_quarantined_as_received(root, tmp_path, quarantine_reason):
+def test_content_that_is_not_csv_is_quarantined_as_received(root, tmp_path, quarantine_reason, received):
     expected_id = batch_id(NOW, PNG)
 
     report = land(root, received(PNG), now=NOW)
@@ -480,7 +450,7 @@ def test_content_that_is_not_csv_is_quarantined_as_received(root, tmp_path, quar
     assert (tmp_path / "quarantine" / f"{expected_id}.csv").read_bytes() == PNG
     [failure] = report["failed_checks"]
     assert (failure["check"], failure["column"]) == ("format", None)
-    assert "utf-8" in failure["message"]
+    assert "not UTF-8" in failure["message"]
     assert report["failed_checks"] == quarantine_reason(expected_id)["failed_checks"]
     assert batches.list_raw_batches(root) == []
     assert land(root, received(PNG), now=NOW + timedelta(minutes=5))["outcome"] == "duplicate"
@@ -491,34 +461,35 @@ def test_content_that_is_not_csv_is_quarantined_as_received(root, tmp_path, quar
     [
         (b"", "No columns"),
         (b"<html><body>502 Bad Gateway</body></html>", "header but no rows"),
-        ("sepal_length\n5,1\n".encode("utf-16"), "utf-8"),
-        (b"a,b\n1,2\n3,4,5\n", "Expected 2 fields"),
+        ("sepal_length\n5,1\n".encode("utf-16"), "not UTF-8"),
+        (b"a,b\n1,2\n3,4,5\n", "Row #3: Expected 2 columns, got 3"),
     ],
     ids=["empty", "html-error-page", "not-utf-8", "not-a-table"],
 )
-def test_landing_failures_are_quarantined_with_their_reason(root, body, reason):
+def test_landing_failures_are_quarantined_with_their_reason(root, body, reason, received):
     report = land(root, received(body), now=NOW)
 
     assert report["outcome"] == "quarantined"
     assert reason in report["failed_checks"][0]["message"]
 
 
-def crash_between_parquet_and_manifest(root: str, content: bytes, run_id: str) -> str:
+def crash_between_parquet_and_manifest(root: str, received: Received, run_id: str) -> str:
     """Leave what a landing killed right after writing the Parquet file leaves: the ledger says
     ``landing``, the data is written, the manifest and the item entry are not."""
-    sha = hashlib.sha256(content).hexdigest()
-    leftover = batch_id(NOW, content)
+    leftover = batch_id(NOW, received.path.read_bytes())
     ledger.record_content(
-        root, sha, "landing", batch_id=leftover, item=SOURCE_URL, landed_at=NOW.isoformat(), run_id=run_id,
-        item_key=ledger.item_key(SOURCE_URL, received(content).validators),
+        root, received.sha256, "landing", batch_id=leftover, item=SOURCE_URL, landed_at=NOW.isoformat(),
+        run_id=run_id, item_key=ledger.item_key(SOURCE_URL, received.validators),
     )  # fmt: skip
-    storage.write_parquet_atomic(parse_csv(content), layout.raw_batch(root, leftover, ".parquet"))
+    csv_to_parquet.write_parquet(
+        str(received.path), layout.raw_batch(root, leftover, ".parquet"), max_columns=10
+    )
     return leftover
 
 
 @pytest.mark.parametrize("retried_by", ["the same run", "the next run"])
-def test_landing_killed_half_way_is_finished_once_by_the_retry(root, content, retried_by):
-    leftover = crash_between_parquet_and_manifest(root, content, "run-1")
+def test_landing_killed_half_way_is_finished_once_by_the_retry(root, content, retried_by, received):
+    leftover = crash_between_parquet_and_manifest(root, received(content), "run-1")
     assert batches.list_raw_batches(root) == [], "a half-landed batch must not be listed"
     assert not ledger.is_received(root, hashlib.sha256(content).hexdigest())
 
@@ -532,8 +503,8 @@ def test_landing_killed_half_way_is_finished_once_by_the_retry(root, content, re
     assert batches.list_raw_batches(root) == [leftover]
 
 
-def test_landing_killed_after_the_manifest_is_finished_without_rewriting(root, content):
-    leftover = crash_between_parquet_and_manifest(root, content, "run-1")
+def test_landing_killed_after_the_manifest_is_finished_without_rewriting(root, content, received):
+    leftover = crash_between_parquet_and_manifest(root, received(content), "run-1")
     manifest = {"batch_id": leftover, "sha256": hashlib.sha256(content).hexdigest(), "rows": 149}
     storage.write_json_atomic(layout.raw_batch(root, leftover, ".json"), manifest)
 
@@ -543,7 +514,7 @@ def test_landing_killed_after_the_manifest_is_finished_without_rewriting(root, c
     assert batches.list_raw_batches(root) == [leftover]
 
 
-def test_a_torn_content_entry_is_rebuilt_from_the_manifest(root, content):
+def test_a_torn_content_entry_is_rebuilt_from_the_manifest(root, content, received):
     first = land(root, received(content), now=NOW)
     storage.write_bytes_atomic(layout.ledger(root, "content", first["sha256"]), b'{"sha256": "ab')
 
@@ -583,3 +554,49 @@ def test_land_arrival_lands_each_file_of_a_folder_once_in_order(root, tmp_path, 
 def test_known_fingerprint_is_nothing_for_a_folder_and_none_before_the_first(root):
     assert known_fingerprint(root, SOURCE_URL) is None
     assert known_fingerprint(root, "file:///srv/drop/") is None
+
+
+# --- receive: the local copy ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def spool(tmp_path, monkeypatch) -> Path:
+    """Where :func:`receive` keeps its local copies during the test."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_a_drop_file_is_copied_hashed_and_the_copy_removed(tmp_path, spool, content):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "batch.csv").write_bytes(content)
+    item = {"url": (drop / "batch.csv").as_uri(), "validators": {"size": len(content), "mtime": 1.0}}
+
+    with receive(drop.as_uri() + "/", item, timeout=5, max_bytes=len(content)) as copy:
+        assert copy.path.parent.parent == spool
+        assert copy.path.read_bytes() == content
+        assert (copy.sha256, copy.size) == (hashlib.sha256(content).hexdigest(), len(content))
+        assert copy.validators == item["validators"]
+
+    assert list(spool.iterdir()) == []
+
+
+def read(source: str, item: dict, max_bytes: int) -> None:
+    with receive(source, item, timeout=5, max_bytes=max_bytes):
+        pass
+
+
+def test_content_over_the_limit_leaves_no_copy_behind(tmp_path, spool, content):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "batch.csv").write_bytes(content)
+    file_item = {"url": (drop / "batch.csv").as_uri(), "validators": {}}
+
+    with pytest.raises(DownloadError, match=f"exceed the {len(content) - 1}-byte limit"):
+        read(drop.as_uri() + "/", file_item, max_bytes=len(content) - 1)
+    with serving(streaming(content)) as url, pytest.raises(DownloadError, match="body exceeds"):
+        read(url, {"url": url, "validators": {}}, max_bytes=len(content) - 1)
+
+    assert list(spool.iterdir()) == []

@@ -32,7 +32,7 @@ def production(root, register_model) -> str:
 def monitored(production, root, land, iris, schema) -> str:
     """The production model plus one landed batch and its features: healthy an hour after LANDED."""
     land(OLDER, iris)
-    features.write_features(root, OLDER, to_features(iris, schema))
+    features.write_features(root, OLDER, [to_features(iris, schema)])
     return production
 
 
@@ -141,7 +141,7 @@ def test_a_damaged_model_fails_integrity_and_is_not_scored(monitored, root, sche
 def test_a_drifted_newest_batch_fails_drift_naming_the_feature(monitored, root, iris, schema):
     shifted = to_features(iris, schema)
     shifted["petal_length"] += 5
-    features.write_features(root, NEWER, shifted)
+    features.write_features(root, NEWER, [shifted])
 
     report = run_checks(root, schema)
 
@@ -159,7 +159,7 @@ def test_a_drifted_newest_batch_fails_drift_naming_the_feature(monitored, root, 
 def test_shuffled_labels_fail_accuracy(monitored, root, iris, schema):
     shuffled = to_features(iris, schema)
     shuffled["species"] = shuffled["species"].sample(frac=1, random_state=0).to_numpy()
-    features.write_features(root, NEWER, shuffled)
+    features.write_features(root, NEWER, [shuffled])
 
     report = run_checks(root, schema)
 
@@ -183,7 +183,7 @@ def test_no_feature_batch_fails_newest_batch(production, root, land, iris, schem
 
 
 def test_no_raw_batch_fails_freshness(production, root, iris, schema):
-    features.write_features(root, OLDER, to_features(iris, schema))
+    features.write_features(root, OLDER, [to_features(iris, schema)])
 
     report = run_checks(root, schema)
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import uuid
 from pathlib import Path
 
+import fsspec
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from include import layout, storage
+from include.chunks import Chunking
 
 
 def files(folder: Path) -> dict[str, bytes]:
@@ -195,3 +201,69 @@ def test_a_replaced_file_is_on_disk_before_its_name_and_the_name_before_returnin
 
     assert steps == [("fsync", b'{"version": "new"}'), ("replace", "production.json"), ("fsync", "folder")]
     assert files(tmp_path) == {"models/production.json": b'{"version": "new"}'}
+
+
+def chunked(df: pd.DataFrame, rows: int) -> list[pa.Table]:
+    return [
+        pa.Table.from_pandas(df.iloc[i : i + rows], preserve_index=False) for i in range(0, len(df), rows)
+    ]
+
+
+def test_parquet_chunks_make_row_groups_of_the_chunk_size_however_they_are_cut(root, tmp_path, iris):
+    chunking = Chunking(cells=5 * 40)  # 40 rows a row group for Iris' 5 columns
+
+    rows, sha256 = storage.write_parquet_chunks(
+        layout.join(root, "a.parquet"), chunked(iris, 7), chunking=chunking
+    )
+    storage.write_parquet_chunks(layout.join(root, "b.parquet"), chunked(iris, 149), chunking=chunking)
+
+    data = (tmp_path / "a.parquet").read_bytes()
+    assert (rows, sha256) == (len(iris), hashlib.sha256(data).hexdigest())
+    assert data == (tmp_path / "b.parquet").read_bytes()
+    metadata = pq.ParquetFile(tmp_path / "a.parquet").metadata
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [40, 40, 40, 29]
+    with storage.open_parquet(layout.join(root, "a.parquet")) as parquet:
+        pd.testing.assert_frame_equal(parquet.read().to_pandas(), iris)
+
+
+def test_a_failure_in_a_later_chunk_leaves_nothing_and_keeps_the_previous_version(root, tmp_path, iris):
+    url = layout.join(root, "features", "x.parquet")
+    storage.write_parquet_chunks(url, chunked(iris, 50))
+    before = files(tmp_path)
+
+    def failing():
+        yield from chunked(iris, 50)[:2]
+        raise ValueError("bad row in the last chunk")
+
+    with pytest.raises(ValueError, match="bad row in the last chunk"):
+        storage.write_parquet_chunks(url, failing(), chunking=Chunking(cells=5 * 10))
+    with pytest.raises(ValueError, match="no chunk of data"):
+        storage.write_parquet_chunks(layout.join(root, "features", "y.parquet"), iter([]))
+
+    assert files(tmp_path) == before
+
+
+def write_half_and_fail(url: str) -> None:
+    with storage.atomic_local_path(url) as local:
+        Path(local).write_bytes(b"partial")
+        raise ValueError("half way")
+
+
+def test_object_storage_writes_are_one_upload_of_the_complete_file(iris):
+    """Any fsspec filesystem that is not the local disk (here fsspec's in-memory one) gets the file in
+    one put_file, after it is complete, and nothing when the writer fails."""
+    root = f"memory://{uuid.uuid4().hex}"
+    fs = fsspec.filesystem("memory")
+
+    storage.write_parquet_chunks(layout.join(root, "x.parquet"), chunked(iris, 50))
+    with pytest.raises(ValueError, match="half way"):
+        write_half_and_fail(layout.join(root, "y.bin"))
+    storage.copy_in_atomic(__file__, layout.join(root, "copy.py"))
+
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(root.removeprefix("memory:/"), detail=False)) == [
+        "copy.py",
+        "x.parquet",
+    ]
+    assert storage.read_bytes(layout.join(root, "copy.py")) == Path(__file__).read_bytes()
+    with storage.open_parquet(layout.join(root, "x.parquet")) as parquet:
+        pd.testing.assert_frame_equal(parquet.read().to_pandas(), iris)

@@ -15,9 +15,10 @@ import pytest
 from airflow.triggers.base import TriggerEvent
 
 from include import ledger, sources
-from include.ingest import Received, land
+from include.ingest import land
 from mlpipe.triggers import NewDataTrigger, NewFilesTrigger
 from scripts.data_source import DataSource
+from tests.received import received
 
 CONTENT = b"sepal_length,species\n5.1,setosa\n"
 FAST = {"poll_interval": 0.05, "request_timeout": 0.5}
@@ -209,7 +210,8 @@ def test_content_reverted_to_an_earlier_version_does_not_fire(tmp_path):
             trigger = NewDataTrigger(url=url, storage_root=root, **FAST)
             event = first_event(trigger)
             assert event is not None
-            land(root, Received(url, event.payload["items"][0]["validators"], version))
+            validators = event.payload["items"][0]["validators"]
+            land(root, received(tmp_path / "received", version, url, validators))
 
         (served / "iris.csv").write_bytes(b"a\n1\n")  # A again, with a new mtime (new validators)
         reverted = NewDataTrigger(
