@@ -15,6 +15,7 @@ import base64
 import binascii
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 
 import pandas as pd
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     production = ProductionModel(settings.root, settings.pointer_check_seconds)
     production.current()
     predict_request = request_model(schema, settings.max_rows)
+    predicting = threading.Lock()
 
     app = FastAPI(
         title="Model server",
@@ -182,12 +184,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         frame = pd.DataFrame({name: [getattr(row, name) for row in body.rows] for name in names}).astype(
             {spec.name: _DTYPES[spec.dtype] for spec in schema.features}
         )
-        if hasattr(loaded.model, "predict_proba"):
-            probabilities = loaded.model.predict_proba(frame)
-            predictions = [loaded.classes[i] for i in probabilities.argmax(axis=1)]
-            probabilities = probabilities.tolist()
-        else:
-            predictions, probabilities = [str(p) for p in loaded.model.predict(frame)], None
+        # One prediction at a time per process: scikit-learn's handling of warning filters is not
+        # thread-safe, and FastAPI runs this endpoint on a thread pool; concurrent random-forest
+        # predictions left the filters empty and logged a UserWarning per request (bench/serving.py,
+        # 23,389 in one run). The model's work holds the GIL for most of its time either way.
+        with predicting:
+            if hasattr(loaded.model, "predict_proba"):
+                probabilities = loaded.model.predict_proba(frame)
+                predictions = [loaded.classes[i] for i in probabilities.argmax(axis=1)]
+                probabilities = probabilities.tolist()
+            else:
+                predictions, probabilities = [str(p) for p in loaded.model.predict(frame)], None
         return Prediction(
             version=loaded.version,
             classes=loaded.classes,
