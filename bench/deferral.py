@@ -93,8 +93,8 @@ def measure(stack, size: int, window: float = 20) -> dict[str, Any]:
     }
 
 
-def run(stack, sizes: list[int]) -> dict[str, Any]:
-    return {"executor": type(stack.config).__name__, "sizes": [measure(stack, size) for size in sizes]}
+def run(stack, executor: str, sizes: list[int]) -> dict[str, Any]:
+    return {"executor": executor, "sizes": [measure(stack, size) for size in sizes]}
 
 
 def print_report(result: dict[str, Any]) -> None:

@@ -48,8 +48,7 @@ def main(which: set[str] | None = None) -> dict[str, Any]:
                     over.append(result)
                     record.append("overhead", result)
                 if "deferral" in which and executor in defer_on:
-                    result = deferral.run(stack, sizes)
-                    result["executor"] = executor
+                    result = deferral.run(stack, executor, sizes)
                     defer.append(result)
                     record.append("deferral", result)
     if lat:

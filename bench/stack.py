@@ -22,7 +22,9 @@ BENCH_DAGS = REPO / "bench" / "dags"
 class _BenchEnv:
     """Adds the benchmark DAG bundle and the benchmark's own settings to a stack's environment."""
 
-    extra_env: dict[str, str]
+    def __init__(self, home: Path, extra_env: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(home, **kwargs)  # type: ignore[call-arg]
+        self.extra_env = extra_env or {}
 
     @property
     def env(self) -> dict[str, str]:
@@ -48,15 +50,11 @@ class _BenchEnv:
 
 
 class BenchStackConfig(_BenchEnv, StackConfig):
-    def __init__(self, home: Path, extra_env: dict[str, str] | None = None, **kwargs: Any) -> None:
-        super().__init__(home, **kwargs)
-        self.extra_env = extra_env or {}
+    pass
 
 
 class BenchCeleryConfig(_BenchEnv, CeleryConfig):
-    def __init__(self, home: Path, extra_env: dict[str, str] | None = None, **kwargs: Any) -> None:
-        super().__init__(home, **kwargs)
-        self.extra_env = extra_env or {}
+    pass
 
 
 def make_config(executor: str, home: Path, extra_env: dict[str, str] | None = None) -> StackConfig:
@@ -113,7 +111,3 @@ def running_stack(executor: str, home: Path, extra_env: dict[str, str] | None = 
         if isinstance(config, CeleryConfig):
             with suppress(Exception):
                 config.drop_database()
-
-
-def component_pids(stack: LocalStack) -> dict[str, int]:
-    return stack.supervisor.running()

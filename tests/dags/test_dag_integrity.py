@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow.sdk import Asset, BaseSensorOperator
-from airflow.sdk.definitions.asset import AssetBooleanCondition
+from airflow.sdk import BaseSensorOperator
 
 from mlpipe.notifications import PerCallSmtpNotifier
+from tests.asset_graph import declared_graph, published, scheduled_on
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 HEAVY_MODULES = {"pandas", "numpy", "sklearn", "pyarrow", "joblib", "scipy"}
@@ -42,16 +42,6 @@ def dagbag() -> DagBag:
     return DagBag(dag_folder=DAGS_FOLDER, safe_mode=False)
 
 
-def asset_names(condition) -> set[str]:
-    if condition is None:
-        return set()
-    if isinstance(condition, Asset):
-        return {condition.name}
-    if isinstance(condition, AssetBooleanCondition):
-        return set().union(*(asset_names(obj) for obj in condition.objects))
-    raise TypeError(f"unexpected schedule condition {condition!r}")
-
-
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
 
@@ -66,20 +56,16 @@ def test_one_file_per_stage_named_after_its_dag(dagbag):
 @pytest.mark.parametrize("dag_id", INTENDED)
 def test_asset_graph(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
-    condition = getattr(dag.timetable, "asset_condition", None)
-    assert asset_names(condition) == INTENDED[dag_id]["scheduled_on"]
-    published = {outlet.name for task in dag.tasks for outlet in task.outlets if isinstance(outlet, Asset)}
-    assert published == INTENDED[dag_id]["publishes"]
+    assert scheduled_on(dag) == INTENDED[dag_id]["scheduled_on"]
+    assert published(dag) == INTENDED[dag_id]["publishes"]
 
 
 def test_every_consumed_asset_has_a_producer(dagbag):
-    produced, consumed = set(), set()
-    for dag in dagbag.dags.values():
-        consumed |= asset_names(getattr(dag.timetable, "asset_condition", None))
-        outlets = [outlet for task in dag.tasks for outlet in task.outlets]
-        produced |= {outlet.name for outlet in outlets if isinstance(outlet, Asset)}
+    graph = declared_graph(dagbag.dags)
+    consumed = {name for name, ends in graph.items() if ends["consumers"]}
     assert consumed, "no DAG is scheduled on an asset"
-    assert consumed <= produced, f"consumed but never produced: {consumed - produced}"
+    unproduced = {name for name in consumed if not graph[name]["producers"]}
+    assert not unproduced, f"consumed but never produced: {unproduced}"
 
 
 @pytest.mark.parametrize("dag_id", INTENDED)

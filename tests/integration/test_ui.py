@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow.sdk import DAG, Asset
-from airflow.sdk.definitions.asset import AssetBooleanCondition
+from airflow.sdk import DAG
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from scripts.stack.config import ADMIN_USER, REPO
 from scripts.stack.launcher import LocalStack
+from tests.asset_graph import declared_graph
 from tests.integration.chain import events_since, wait_until_idle
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -93,34 +93,6 @@ def page(signed_in: BrowserContext) -> Iterator[Page]:
     page = signed_in.new_page()
     yield page
     page.close()
-
-
-def asset_names(condition) -> set[str]:
-    """The names of the assets a schedule's asset condition waits for."""
-    if condition is None:
-        return set()
-    if isinstance(condition, Asset):
-        return {condition.name}
-    if isinstance(condition, AssetBooleanCondition):
-        return set().union(*(asset_names(obj) for obj in condition.objects))
-    raise TypeError(f"unexpected schedule condition {condition!r}")
-
-
-def declared_graph(dags: dict[str, DAG]) -> dict[str, dict[str, set[str]]]:
-    """Per asset: the tasks that publish it (``dag.task``) and the DAGs scheduled on it."""
-    graph: dict[str, dict[str, set[str]]] = {}
-
-    def asset(name: str) -> dict[str, set[str]]:
-        return graph.setdefault(name, {"producers": set(), "consumers": set()})
-
-    for dag in dags.values():
-        for task in dag.tasks:
-            for outlet in task.outlets:
-                if isinstance(outlet, Asset):
-                    asset(outlet.name)["producers"].add(f"{dag.dag_id}.{task.task_id}")
-        for name in asset_names(getattr(dag.timetable, "asset_condition", None)):
-            asset(name)["consumers"].add(dag.dag_id)
-    return graph
 
 
 def popover_names(page: Page, cell) -> set[str]:

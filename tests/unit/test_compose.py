@@ -492,6 +492,18 @@ def test_the_airflow_services_and_the_model_server_see_the_same_storage(tmp_path
         assert default[name]["environment"]["PIPELINE_STORAGE_ROOT"] == image_env["PIPELINE_STORAGE_ROOT"]
 
 
+def test_small_machine_tuning_is_the_native_celery_stacks(services: dict[str, dict], tmp_path: Path) -> None:
+    """The settings bench/latency.py measured on the native topology are the ones compose ships."""
+    from scripts.stack.config import CeleryConfig
+
+    native = CeleryConfig(tmp_path).env
+    tuning = ("AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "AIRFLOW__CELERY__WORKER_CONCURRENCY")
+    for service in ("airflow-scheduler", "airflow-worker"):
+        env = services[service]["environment"]
+        for setting in tuning:
+            assert str(env[setting]) == native[setting], (service, setting)
+
+
 # -- scripts/make_env.py ------------------------------------------------------------------------------
 
 
