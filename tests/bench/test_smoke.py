@@ -5,6 +5,9 @@ data recorded from a real run (tests/bench/data), since starting a stack here wo
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +115,23 @@ def test_serving_old_and_new_server_answer_and_are_compared(results):
         assert ("rps_vs_old" in cell) == (source is not None)
     serving.print_report(figures)
     assert record.append("serving", figures).exists()
+
+
+def test_make_bench_entry_point_runs_the_named_benchmarks_and_refuses_unknown_ones(results):
+    env = {**os.environ, "BENCH_RESULTS_DIR": str(results), "BENCH_LIMIT_BATCHES": "2"}
+
+    def bench(*names: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "bench", *names]
+        return subprocess.run(command, cwd=record.REPO, env=env, capture_output=True, text=True, timeout=300)
+
+    ran = bench("limit")
+    assert ran.returncode == 0, ran.stderr
+    assert "machine: " in ran.stdout
+    [line] = (results / "limit.jsonl").read_text().splitlines()
+    assert json.loads(line)["batches"] == 2
+    assert sorted(path.name for path in results.iterdir()) == ["limit.jsonl"]
+
+    refused = bench("latency", "speed")
+    assert refused.returncode != 0
+    assert "unknown benchmark(s) ['speed']" in refused.stderr
+    assert sorted(path.name for path in results.iterdir()) == ["limit.jsonl"]
