@@ -38,13 +38,10 @@ def machine() -> dict[str, Any]:
         revision = subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
         ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-        )
+        # The records a run appends to bench/results are not a change of the code it measured.
+        status = ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"]
+        changed = subprocess.run([*status, "--", ":!bench/results"], capture_output=True, text=True)
+        dirty = bool(changed.stdout.strip())
     except OSError:
         revision, dirty = "", False
     try:
