@@ -6,6 +6,7 @@ Sizes come from the environment, so a quick run is one variable away:
 
     BENCH_BATCHES=10            batches per executor for the latency benchmark
     BENCH_EXECUTORS=embedded,celery
+    BENCH_STORAGE=local         data and models: local, s3 (on a local S3 emulator) or local,s3
     BENCH_NOOP_TASKS=10         length of the no-op chain
     BENCH_DEFER_SIZES=200,500   sensors deferred at once
     BENCH_DEFER_EXECUTORS=embedded
@@ -26,7 +27,7 @@ from __future__ import annotations
 import os
 import sys
 
-from bench import etl_scale, limit, orchestrated, parse_train, record, serving
+from bench import etl_scale, latency, limit, orchestrated, parse_train, record, serving
 
 STACK = {"latency", "overhead", "deferral"}
 NAMES = ("limit", "etl", "parse", "serving", *sorted(STACK))
@@ -69,7 +70,7 @@ def main(argv: list[str]) -> None:
     if names & STACK:
         result = orchestrated.main(names & STACK)
         if plain and result["latency"]:
-            p50s = {r["executor"]: r["latency"]["p50"] for r in result["latency"]}
+            p50s = {latency.stack_name(r): r["latency"]["p50"] for r in result["latency"]}
             record.append("limit_ratio", {"plain": plain, "orchestrated_p50": p50s})
             limit.print_report(plain, p50s)
 

@@ -211,12 +211,18 @@ def run(stack, executor: str, batches: int, raw_out: Path | None = None) -> dict
     return {"executor": executor, **aggregate(samples), "samples": [breakdown(s) for s in samples]}
 
 
+def stack_name(result: dict[str, Any]) -> str:
+    """The executor a result was measured on, and its storage when that is not a local folder."""
+    storage = result.get("storage", "local")
+    return result["executor"] if storage == "local" else f"{result['executor']}, {storage}"
+
+
 def print_report(results: list[dict[str, Any]]) -> None:
     record.table(
         ["executor", "n", "p50 s", "p95 s", "max s", "detection p50", "gaps p50", "tasks p50"],
         [
             [
-                r["executor"],
+                stack_name(r),
                 r["latency"]["n"],
                 r["latency"]["p50"],
                 r["latency"]["p95"],
@@ -231,7 +237,7 @@ def print_report(results: list[dict[str, Any]]) -> None:
     )
     names = list(results[0]["per_stage_p50"]) if results else []
     record.table(
-        ["stage (p50 s)", *[r["executor"] for r in results]],
+        ["stage (p50 s)", *[stack_name(r) for r in results]],
         [[name, *[r["per_stage_p50"].get(name, {}).get("p50") for r in results]] for name in names],
         title="Per-stage breakdown (median over batches)",
     )

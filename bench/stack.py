@@ -57,14 +57,16 @@ class BenchCeleryConfig(_BenchEnv, CeleryConfig):
     pass
 
 
-def make_config(executor: str, home: Path, extra_env: dict[str, str] | None = None) -> StackConfig:
+def make_config(
+    executor: str, home: Path, extra_env: dict[str, str] | None = None, storage_root: str | None = None
+) -> StackConfig:
     ports: dict[str, Any] = {
         "api_port": free_port(),
         "source_port": free_port(),
         "smtp_port": free_port(),
         "log_server_ports": (free_port(), free_port()),
         "model_server_port": free_port(),
-        "storage_root": str(home / "data"),
+        "storage_root": storage_root or str(home / "data"),
     }
     if executor == "celery":
         return BenchCeleryConfig(
@@ -90,9 +92,23 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 
 
 @contextmanager
-def running_stack(executor: str, home: Path, extra_env: dict[str, str] | None = None) -> Iterator[LocalStack]:
+def s3_root(home: Path) -> Iterator[str]:
+    """A storage root on a local S3 emulator (moto's server, the one the tests use), for as long as the
+    block runs; this process and the stacks it starts reach it through the AWS variables."""
+    from tests.s3 import moto_server, s3_environment
+
+    with moto_server(home / "moto.log") as endpoint:
+        endpoint.filesystem().mkdir("mlpipe-bench")
+        with s3_environment(endpoint):
+            yield "s3://mlpipe-bench/pipeline"
+
+
+@contextmanager
+def running_stack(
+    executor: str, home: Path, extra_env: dict[str, str] | None = None, storage_root: str | None = None
+) -> Iterator[LocalStack]:
     """A started stack whose bench DAGs are parsed too; stopped (and its database dropped) after."""
-    config = make_config(executor, home, extra_env)
+    config = make_config(executor, home, extra_env, storage_root)
     stack = LocalStack(config)
     try:
         stack.start(timeout=300)
