@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from scripts.data_source import DataSource
-from tests.waits import first_line
+from tests.waits import Lines
 
 SCRIPT = Path(__file__).parents[3] / "scripts" / "data_source.py"
 CONTENT = b"sepal_length,species\n5.1,setosa\n"
@@ -220,15 +220,14 @@ def test_command_line(tmp_path):
         stdout=subprocess.PIPE,
         text=True,
     )
+    printed = Lines(proc.stdout)
     try:
-        assert (
-            first_line(proc.stdout).strip() == f"data source: serving {directory} at http://127.0.0.1:{port}/"
-        )
+        assert printed.next() == f"data source: serving {directory} at http://127.0.0.1:{port}/"
         (directory / "iris.csv").write_bytes(CONTENT)
         response = get(port, "/iris.csv")
         assert (response.status, response.body) == (200, CONTENT)
         assert "ETag" not in response.headers
-        assert first_line(proc.stdout).strip() == "GET /iris.csv 200", "each request is logged"
+        assert printed.next() == "GET /iris.csv 200", "each request is logged"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
