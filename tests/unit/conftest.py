@@ -1,5 +1,6 @@
-"""Fixtures shared by the unit tests: the Iris data as the publisher makes it, the default schema, and
-a throwaway storage root, on a local disk or (``s3_root``) in a bucket of a local S3 endpoint."""
+"""Fixtures shared by the unit tests: the Iris data as the publisher makes it, the default schema,
+a throwaway storage root, on a local disk or (``s3_root``) in a bucket of a local S3 endpoint, and the
+compose file and its example env."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from collections.abc import Callable, Iterator
 
 import pandas as pd
 import pytest
+import yaml
 
 from include import registry, storage
 from include.config import DatasetSchema, load_schema
 from include.features import to_features
 from include.training import train_and_evaluate
 from scripts.publish import iris_frame
+from tests.compose_env import COMPOSE_FILE, ENV_EXAMPLE, read_env_file
 from tests.s3 import S3Endpoint, moto_server, s3_environment
 
 S3_BUCKET = "mlpipe-unit"
@@ -55,6 +58,18 @@ def s3_endpoint(tmp_path_factory) -> Iterator[S3Endpoint]:
 def s3_root(s3_endpoint: S3Endpoint) -> str:
     """A fresh storage root (prefix) in the bucket for each test."""
     return f"s3://{S3_BUCKET}/{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module")
+def example_env() -> dict[str, str]:
+    """The values of .env.example, which the compose checks resolve the file with and make_env copies."""
+    return read_env_file(ENV_EXAMPLE)
+
+
+@pytest.fixture(scope="module")
+def compose_yaml() -> dict:
+    """docker-compose.yaml as parsed, before interpolation."""
+    return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
 @pytest.fixture
