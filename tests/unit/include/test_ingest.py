@@ -28,6 +28,7 @@ from include.ingest import Received, announcement, known_fingerprint, land, land
 from include.sources import DownloadError, Fetched, download, fetch_within
 from scripts.data_source import DataSource
 from tests.received import received as received_file
+from tests.snapshots import files
 
 NOW = datetime(2026, 11, 21, 16, 15, 0, 123456, tzinfo=UTC)
 SOURCE_URL = "http://127.0.0.1:8000/iris.csv"
@@ -130,10 +131,6 @@ def fetch_body(url: str, **limits) -> tuple[Fetched, bytes]:
     """:func:`download` into memory: what it answered and the body it wrote."""
     sink = io.BytesIO()
     return download(url, sink, **limits), sink.getvalue()
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def batch_id(at: datetime, content: bytes) -> str:
@@ -408,13 +405,13 @@ def test_download_then_land_end_to_end(root, source, published, content):
 
 def test_content_received_before_is_a_recorded_duplicate(root, tmp_path, content, received):
     first = land(root, received(content, etag='"v1"'), run_id="run-1", now=NOW)
-    batch_files = snapshot(tmp_path / "raw")
+    batch_files = files(tmp_path / "raw")
 
     # New validators, a new time, another run: only the content decides.
     again = land(root, received(content, etag='"v3"'), run_id="run-2", now=NOW + timedelta(hours=1))
 
     assert (again["outcome"], again["batch_id"]) == ("duplicate", first["batch_id"])
-    assert snapshot(tmp_path / "raw") == batch_files
+    assert files(tmp_path / "raw") == batch_files
     assert ledger.item(root, SOURCE_URL, {"etag": '"v3"', "last_modified": None})["outcome"] == "duplicate"
 
 
@@ -442,7 +439,7 @@ def test_content_that_is_not_csv_is_quarantined_as_received(root, tmp_path, quar
 
     assert report["outcome"] == "quarantined"
     assert report["batch_id"] == expected_id
-    assert sorted(snapshot(tmp_path / "quarantine")) == [
+    assert sorted(files(tmp_path / "quarantine")) == [
         f"{expected_id}.csv",
         f"{expected_id}.json",
         f"{expected_id}.reason.json",
