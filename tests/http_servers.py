@@ -48,6 +48,14 @@ def serving(respond: Callable[[BaseHTTPRequestHandler], None], name: str = "iris
         server.server_close()
 
 
+def send_body(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+    """Answer 200 with ``body`` and its Content-Length."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def stall_until_hang_up(handler: BaseHTTPRequestHandler, within: float = 30) -> bool:
     """Send nothing more until the client closes the connection; whether it did within ``within``
     seconds. A GET has no body, so the next read ends only when the client hangs up (or the wait

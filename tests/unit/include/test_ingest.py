@@ -24,7 +24,7 @@ from include import batches, csv_to_parquet, layout, ledger, storage
 from include.batches import CheckFailure
 from include.ingest import Received, announcement, known_fingerprint, land, land_arrival, receive
 from include.sources import DownloadError, Fetched, download, fetch_within
-from tests.http_servers import serving, stall_until_hang_up
+from tests.http_servers import send_body, serving, stall_until_hang_up
 from tests.received import received as received_file
 from tests.snapshots import files
 
@@ -285,10 +285,7 @@ def redirecting(location: str, content: bytes):
             handler.send_header("Content-Length", "0")
             handler.end_headers()
             return
-        handler.send_response(200)
-        handler.send_header("Content-Length", str(len(content)))
-        handler.end_headers()
-        handler.wfile.write(content)
+        send_body(handler, content)
 
     return respond
 
