@@ -21,6 +21,7 @@ from mlpipe.triggers import NewDataTrigger, NewFilesTrigger
 from scripts.data_source import DataSource
 from tests.http_servers import data_source, send_body, serving, stall_until_hang_up
 from tests.received import received
+from tests.waits import wait_for
 
 CONTENT = b"sepal_length,species\n5.1,setosa\n"
 FAST = {"poll_interval": 0.05, "request_timeout": 0.5}
@@ -174,6 +175,7 @@ def test_keeps_polling_through_errors_and_timeouts(mode):
     # Two failures, then the content; an answer slower than the timeout on a loaded machine adds a poll.
     assert len(server.requests) >= 3
     if mode == "timeout":
+        wait_for(lambda: len(hung_up) == 2, DEADLINE, "both stalled answers to end", interval=0.01)
         assert hung_up == [True, True], "the trigger should give up on each stalled answer"
 
 
