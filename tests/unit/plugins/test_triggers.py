@@ -24,7 +24,10 @@ from tests.received import received
 from tests.waits import wait_for
 
 CONTENT = b"sepal_length,species\n5.1,setosa\n"
-FAST = {"poll_interval": 0.05, "request_timeout": 0.5}
+# Quick polls; a request timeout only a stalled server reaches (a short one fails every poll of a
+# starved test process), except where the timeout is what is tested (STALL_TIMEOUT).
+FAST = {"poll_interval": 0.05, "request_timeout": 10}
+STALL_TIMEOUT = 0.5
 # How long a test waits for what it expects; generous, since only a failing test waits it out.
 DEADLINE = 30.0
 
@@ -169,7 +172,7 @@ def failing_first(failures: int, mode: str, hung_up: list[bool]) -> Callable[[Ba
 def test_keeps_polling_through_errors_and_timeouts(mode):
     hung_up: list[bool] = []
     with serving(failing_first(2, mode, hung_up), name="data.csv") as server:
-        event = first_event(NewDataTrigger(url=server.url, **FAST))
+        event = first_event(NewDataTrigger(url=server.url, **{**FAST, "request_timeout": STALL_TIMEOUT}))
 
     assert event.payload["items"][0]["sha256"] == hashlib.sha256(CONTENT).hexdigest()
     # Two failures, then the content; an answer slower than the timeout on a loaded machine adds a poll.
