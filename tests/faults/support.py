@@ -28,15 +28,6 @@ def version_folders(data: Path) -> dict[str, list[str]]:
     return {v.name: sorted(f.name for f in v.iterdir()) for v in versions.iterdir()}
 
 
-def snapshot(folder: Path, *, skip: str) -> dict[str, tuple[int, int]]:
-    """Size and modification time of every file and folder under ``folder`` except the subfolder ``skip``."""
-    return {
-        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
-        for path in folder.rglob("*")
-        if path.relative_to(folder).parts[0] != skip
-    }
-
-
 def run_of(stack: LocalStack, dag_id: str, run_id: str) -> dict:
     return stack.rest.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
 

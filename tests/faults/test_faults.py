@@ -24,7 +24,6 @@ from tests.faults.support import (
     finished,
     pointer,
     production_version,
-    snapshot,
     task_instance,
     version_folders,
 )
@@ -38,6 +37,7 @@ from tests.integration.chain import (
     task_states,
 )
 from tests.sabotage import Saboteur
+from tests.snapshots import snapshot
 from tests.waits import wait_for
 
 UNKNOWN = "20991231T235959999999Z-deadbeef"  # well-formed, names nothing

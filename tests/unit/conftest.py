@@ -1,19 +1,25 @@
-"""Fixtures shared by the unit tests: the Iris data as the publisher makes it, the default schema, and
-a throwaway storage root, on a local disk or (``s3_root``) in a bucket of a local S3 endpoint."""
+"""Fixtures shared by the unit tests: the Iris data as the publisher makes it, the default schema,
+a throwaway storage root, on a local disk or (``s3_root``) in a bucket of a local S3 endpoint, the
+local data source serving a module's ``source_dir``, and the compose file and its example env."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from include import registry, storage
 from include.config import DatasetSchema, load_schema
 from include.features import to_features
 from include.training import train_and_evaluate
+from scripts.data_source import DataSource
 from scripts.publish import iris_frame
+from tests.compose_env import COMPOSE_FILE, ENV_EXAMPLE, read_env_file
+from tests.http_servers import data_source
 from tests.s3 import S3Endpoint, moto_server, s3_environment
 
 S3_BUCKET = "mlpipe-unit"
@@ -55,6 +61,33 @@ def s3_endpoint(tmp_path_factory) -> Iterator[S3Endpoint]:
 def s3_root(s3_endpoint: S3Endpoint) -> str:
     """A fresh storage root (prefix) in the bucket for each test."""
     return f"s3://{S3_BUCKET}/{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module")
+def source(source_dir: Path) -> Iterator[DataSource]:
+    """The local data source serving the module's ``source_dir``, one for the module (stopping one
+    takes a tenth of a second)."""
+    with data_source(source_dir) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def bare_source(source_dir: Path) -> Iterator[DataSource]:
+    """The same folder served without ETag / Last-Modified."""
+    with data_source(source_dir, validators=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def example_env() -> dict[str, str]:
+    """The values of .env.example, which the compose checks resolve the file with and make_env copies."""
+    return read_env_file(ENV_EXAMPLE)
+
+
+@pytest.fixture(scope="module")
+def compose_yaml() -> dict:
+    """docker-compose.yaml as parsed, before interpolation."""
+    return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
 @pytest.fixture

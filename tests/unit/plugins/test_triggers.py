@@ -4,11 +4,12 @@ slow, reverted), NewFilesTrigger against a real folder (bursts, half-written fil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import itertools
 import os
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -18,39 +19,70 @@ from include import ledger, sources
 from include.ingest import land
 from mlpipe.triggers import NewDataTrigger, NewFilesTrigger
 from scripts.data_source import DataSource
+from tests.http_servers import data_source, send_body, serving, stall_until_hang_up
 from tests.received import received
+from tests.waits import wait_for
 
 CONTENT = b"sepal_length,species\n5.1,setosa\n"
-FAST = {"poll_interval": 0.05, "request_timeout": 0.5}
+# Quick polls; a request timeout only a stalled server reaches (a short one fails every poll of a
+# starved test process), except where the timeout is what is tested (STALL_TIMEOUT).
+FAST = {"poll_interval": 0.05, "request_timeout": 10}
+STALL_TIMEOUT = 0.5
+# How long a test waits for what it expects; generous, since only a failing test waits it out.
+DEADLINE = 30.0
 
 
-def first_event(trigger: NewDataTrigger, within: float = 5.0) -> TriggerEvent | None:
-    """The trigger's first event, or None if it stays quiet for ``within`` seconds."""
+def run_trigger(
+    trigger: NewDataTrigger | NewFilesTrigger, until: Callable[[], bool] | None
+) -> TriggerEvent | None:
+    """Run ``trigger`` until its first event (returned) or until ``until()`` holds (None); a failure
+    if neither happens within DEADLINE seconds."""
 
     async def run() -> TriggerEvent | None:
         generator = trigger.run()
+        fired = asyncio.ensure_future(anext(generator))
         try:
-            return await asyncio.wait_for(anext(generator), within)
+            async with asyncio.timeout(DEADLINE):
+                while not fired.done():
+                    if until is not None and until():
+                        return None
+                    await asyncio.sleep(0.01)
         except TimeoutError:
-            return None
+            pytest.fail(
+                f"the trigger neither fired nor got there within {DEADLINE:.0f} s ({trigger.polls} polls)"
+            )
         finally:
+            fired.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fired
             await generator.aclose()
+        return fired.result()
 
     return asyncio.run(run())
+
+
+def first_event(trigger: NewDataTrigger | NewFilesTrigger) -> TriggerEvent:
+    """The trigger's first event."""
+    return run_trigger(trigger, until=None)
+
+
+def assert_quiet(trigger: NewDataTrigger | NewFilesTrigger, polls: int) -> None:
+    """``trigger`` finishes ``polls`` polls without an event: it starts poll ``polls + 1`` only after
+    poll ``polls`` found nothing, however long the polls take."""
+    event = run_trigger(trigger, until=lambda: trigger.polls > polls)
+    assert event is None, f"fired after {trigger.polls} polls: {event.payload}"
 
 
 @pytest.fixture(params=[True, False], ids=["validators", "no-validators"])
 def source(request, tmp_path: Path):
     (tmp_path / "data.csv").write_bytes(CONTENT)
-    server = DataSource(tmp_path, validators=request.param).start()
-    yield server
-    server.stop()
+    with data_source(tmp_path, validators=request.param) as server:
+        yield server
 
 
 def served_fingerprint(source: DataSource) -> dict:
     """The fingerprint the first trigger run reports for the current content."""
     event = first_event(NewDataTrigger(url=source.url("data.csv"), **FAST))
-    assert event is not None
     [item] = event.payload["items"]
     return {**item["validators"], "sha256": item["sha256"]}
 
@@ -75,7 +107,6 @@ def test_serialize_round_trip():
 
 def test_fires_on_first_content(source):
     event = first_event(NewDataTrigger(url=source.url("data.csv"), **FAST))
-    assert event is not None
     [item] = event.payload["items"]
     assert item["sha256"] == hashlib.sha256(CONTENT).hexdigest()
     assert item["bytes"] == len(CONTENT)
@@ -86,9 +117,9 @@ def test_quiet_while_content_unchanged(source):
     known = served_fingerprint(source)
     before = len(source.statuses)
     trigger = NewDataTrigger(url=source.url("data.csv"), known_fingerprint=known, **FAST)
-    assert first_event(trigger, within=1.0) is None
+    assert_quiet(trigger, polls=5)
     polls = source.statuses[before:]
-    assert len(polls) >= 5, "the trigger should have kept polling"
+    assert len(polls) >= 5, "every poll should have reached the source"
     expected_status = 304 if known["etag"] else 200
     assert set(polls) == {expected_status}
 
@@ -99,99 +130,73 @@ def test_quiet_when_etag_changes_but_content_does_not(source):
         url=source.url("data.csv"), known_fingerprint={**known, "etag": '"stale"'}, **FAST
     )
     before = len(source.statuses)
-    assert first_event(trigger, within=0.5) is None
-    assert trigger.polls >= 3
+    assert_quiet(trigger, polls=3)
     assert 200 in source.statuses[before:], "the body was downloaded and its hash compared"
 
 
 def test_fires_when_content_changes(source, tmp_path):
     known = served_fingerprint(source)
     trigger = NewDataTrigger(url=source.url("data.csv"), known_fingerprint=known, **FAST)
+    assert_quiet(trigger, polls=2)
 
-    def change_later():
-        time.sleep(0.3)
-        (tmp_path / "data.csv").write_bytes(CONTENT + b"4.9,setosa\n")
+    (tmp_path / "data.csv").write_bytes(CONTENT + b"4.9,setosa\n")
 
-    threading.Thread(target=change_later).start()
     event = first_event(trigger)
-    assert event is not None
-    assert event.payload["items"][0]["sha256"] != known["sha256"]
+    assert event.payload["items"][0]["sha256"] == hashlib.sha256(CONTENT + b"4.9,setosa\n").hexdigest()
 
 
 def test_does_not_fire_on_oversized_body(source):
     trigger = NewDataTrigger(url=source.url("data.csv"), max_bytes=len(CONTENT) - 1, **FAST)
-    assert first_event(trigger, within=0.5) is None
-    assert trigger.polls >= 3
+    assert_quiet(trigger, polls=3)
+    assert source.statuses.count(200) >= 3, "the body was offered at every poll"
 
 
-class FlakyServer:
-    """Answers the first ``failures`` requests badly (HTTP 500, or too slowly), then serves CONTENT."""
+def failing_first(failures: int, mode: str, hung_up: list[bool]) -> Callable[[BaseHTTPRequestHandler], None]:
+    """Answer the first ``failures`` requests badly, then with CONTENT: HTTP 500 (``error``), or
+    nothing until the trigger hangs up (``timeout``; whether it did goes to ``hung_up``)."""
+    answered = itertools.count(1)
 
-    def __init__(self, failures: int, mode: str):
-        state = {"requests": 0}
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        if next(answered) <= failures:
+            if mode == "error":
+                handler.send_error(500)
+            else:
+                hung_up.append(stall_until_hang_up(handler))
+            return
+        send_body(handler, CONTENT)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                state["requests"] += 1
-                if state["requests"] <= failures:
-                    if mode == "error":
-                        self.send_error(500)
-                        return
-                    time.sleep(0.6)
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(CONTENT)))
-                    self.end_headers()
-                    self.wfile.write(CONTENT)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the trigger gave up on a slow answer, as it should
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.state = state
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/data.csv"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return respond
 
 
 @pytest.mark.parametrize("mode", ["error", "timeout"])
 def test_keeps_polling_through_errors_and_timeouts(mode):
-    server = FlakyServer(failures=2, mode=mode)
-    try:
-        event = first_event(NewDataTrigger(url=server.url, poll_interval=0.05, request_timeout=0.3), within=8)
-    finally:
-        server.stop()
-    assert event is not None
+    hung_up: list[bool] = []
+    with serving(failing_first(2, mode, hung_up), name="data.csv") as server:
+        event = first_event(NewDataTrigger(url=server.url, **{**FAST, "request_timeout": STALL_TIMEOUT}))
+
     assert event.payload["items"][0]["sha256"] == hashlib.sha256(CONTENT).hexdigest()
-    assert server.state["requests"] == 3
+    # Two failures, then the content; an answer slower than the timeout on a loaded machine adds a poll.
+    assert len(server.requests) >= 3
+    if mode == "timeout":
+        wait_for(lambda: len(hung_up) == 2, DEADLINE, "both stalled answers to end", interval=0.01)
+        assert hung_up == [True, True], "the trigger should give up on each stalled answer"
 
 
 def test_redirect_to_another_host_is_refused_and_polling_goes_on():
-    class Redirect(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(302)
-            self.send_header("Location", "http://localhost:9/data.csv")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    # Another port is another origin, refused as another host is; a redirect followed would be seen.
+    with serving(lambda handler: handler.send_error(404), name="data.csv") as elsewhere:
 
-        def log_message(self, *args) -> None:
-            pass
+        def redirect(handler: BaseHTTPRequestHandler) -> None:
+            handler.send_response(302)
+            handler.send_header("Location", elsewhere.url)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    trigger = NewDataTrigger(url=f"http://127.0.0.1:{server.server_address[1]}/data.csv", **FAST)
-    try:
-        assert first_event(trigger, within=0.5) is None
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert trigger.polls >= 3
+        with serving(redirect, name="data.csv") as server:
+            assert_quiet(NewDataTrigger(url=server.url, **FAST), polls=3)
+
+    assert len(server.requests) >= 3, "polling goes on"
+    assert elsewhere.requests == [], "the redirect must not be followed"
 
 
 # --- a reverted single URL -----------------------------------------------------------------------
@@ -202,14 +207,11 @@ def test_content_reverted_to_an_earlier_version_does_not_fire(tmp_path):
     root = (tmp_path / "data").as_uri()
     served = tmp_path / "served"
     served.mkdir()
-    server = DataSource(served).start()
-    url = server.url("iris.csv")
-    try:
+    with data_source(served) as server:
+        url = server.url("iris.csv")
         for version in (b"a\n1\n", b"a\n2\n"):
             (served / "iris.csv").write_bytes(version)
-            trigger = NewDataTrigger(url=url, storage_root=root, **FAST)
-            event = first_event(trigger)
-            assert event is not None
+            event = first_event(NewDataTrigger(url=url, storage_root=root, **FAST))
             validators = event.payload["items"][0]["validators"]
             land(root, received(tmp_path / "received", version, url, validators))
 
@@ -217,15 +219,13 @@ def test_content_reverted_to_an_earlier_version_does_not_fire(tmp_path):
         reverted = NewDataTrigger(
             url=url, storage_root=root, known_fingerprint=ledger.source_fingerprint(root, url), **FAST
         )
-        assert first_event(reverted, within=1.0) is None
-        assert reverted.polls >= 5
+        assert_quiet(reverted, polls=5)
         before = len(server.statuses)
         again = NewDataTrigger(
             url=url, storage_root=root, known_fingerprint=ledger.source_fingerprint(root, url), **FAST
         )
-        assert first_event(again, within=0.3) is None
-    finally:
-        server.stop()
+        assert_quiet(again, polls=3)
+
     assert set(server.statuses[before:]) == {304}, "the recorded duplicate must not be downloaded again"
 
 
@@ -276,7 +276,6 @@ def test_fires_with_exactly_the_files_not_yet_received_oldest_first(drop, tmp_pa
 
     event = first_event(trigger)
 
-    assert event is not None
     assert [item["url"] for item in event.payload["items"]] == [
         (drop / "a.csv").as_uri(),
         (drop / "b.csv").as_uri(),
@@ -284,29 +283,24 @@ def test_fires_with_exactly_the_files_not_yet_received_oldest_first(drop, tmp_pa
     assert event.payload["items"][0]["validators"] == {"size": 4, "mtime": 1001.0}
 
 
-def test_a_file_still_being_written_is_not_offered(drop, tmp_path):
+def test_a_file_still_being_written_is_not_offered(drop, tmp_path, monkeypatch):
     growing = drop / "big.csv"
     growing.write_text("x\n")
-    stop = threading.Event()
+    listing = sources.list_folder
 
-    def write_on() -> None:
-        with growing.open("a") as fh:
-            while not stop.is_set():
-                fh.write("1\n")
-                fh.flush()
-                time.sleep(0.01)
+    def list_while_it_grows(url: str) -> list[sources.FileItem]:
+        # The writer appends after every listing, so two listings never agree, however the threads
+        # are scheduled (a writer thread starved for two polls made the file look settled).
+        items = listing(url)
+        with growing.open("a") as file:
+            file.write("1\n")
+        return items
 
-    writer = threading.Thread(target=write_on)
-    writer.start()
-    trigger = folder_trigger(drop, tmp_path)
-    try:
-        assert first_event(trigger, within=0.6) is None
-    finally:
-        stop.set()
-        writer.join()
-    assert trigger.polls >= 5
+    with monkeypatch.context() as patched:
+        patched.setattr(sources, "list_folder", list_while_it_grows)
+        assert_quiet(folder_trigger(drop, tmp_path), polls=5)
+
     event = first_event(folder_trigger(drop, tmp_path))
-    assert event is not None
     assert event.payload["items"][0]["validators"]["size"] == growing.stat().st_size
 
 
@@ -325,16 +319,14 @@ def test_keeps_polling_through_listing_errors(drop, tmp_path, monkeypatch):
 
     event = first_event(trigger)
 
-    assert event is not None
+    assert event.payload["items"][0]["url"] == (drop / "a.csv").as_uri()
     assert len(calls) == 5, "three failed listings, then two that agree"
     assert trigger.polls == 5
 
 
 def test_files_over_the_limit_are_not_offered(drop, tmp_path):
     (drop / "big.csv").write_text("x\n" * 100)
-    trigger = folder_trigger(drop, tmp_path, max_bytes=10)
-    assert first_event(trigger, within=0.4) is None
-    assert trigger.polls >= 3
+    assert_quiet(folder_trigger(drop, tmp_path, max_bytes=10), polls=3)
 
 
 def test_a_changed_source_variable_ends_the_wait(drop, tmp_path, monkeypatch):

@@ -8,14 +8,13 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 
 import pytest
 
 from scripts.data_source import DataSource
-from tests.waits import first_line
+from tests.waits import Lines
 
 SCRIPT = Path(__file__).parents[3] / "scripts" / "data_source.py"
 CONTENT = b"sepal_length,species\n5.1,setosa\n"
@@ -49,31 +48,17 @@ def base(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def directory(base: Path) -> Path:
+def source_dir(base: Path) -> Path:
+    """The served folder: ``source`` and ``bare_source`` (tests/unit/conftest.py) serve it."""
     return base / "served"
 
 
-# One server of each kind per module, shared by its tests.
-@pytest.fixture(scope="module")
-def source(directory: Path) -> Iterator[DataSource]:
-    server = DataSource(directory).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def bare_source(directory: Path) -> Iterator[DataSource]:
-    server = DataSource(directory, validators=False).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def name(directory: Path) -> str:
+def name(source_dir: Path) -> str:
     """A file of this test's own in the served folder."""
     name = f"{uuid.uuid4().hex}.csv"
-    (directory / name).write_bytes(CONTENT)
-    os.utime(directory / name, (MTIME, MTIME))
+    (source_dir / name).write_bytes(CONTENT)
+    os.utime(source_dir / name, (MTIME, MTIME))
     return name
 
 
@@ -97,9 +82,9 @@ def test_query_string_is_ignored(source, name):
     assert get(source.port, f"/{name}?cache-buster=1").body == CONTENT
 
 
-def test_files_in_subfolders_are_served(source, directory):
-    (directory / "sub").mkdir(exist_ok=True)
-    (directory / "sub" / "nested.csv").write_bytes(CONTENT)
+def test_files_in_subfolders_are_served(source, source_dir):
+    (source_dir / "sub").mkdir(exist_ok=True)
+    (source_dir / "sub" / "nested.csv").write_bytes(CONTENT)
 
     assert get(source.port, "/sub/nested.csv").body == CONTENT
 
@@ -150,10 +135,10 @@ def test_if_modified_since(source, name, since, status):
     assert response.body == (CONTENT if status == 200 else b"")
 
 
-def test_changed_content_gets_a_new_etag(source, directory, name):
+def test_changed_content_gets_a_new_etag(source, source_dir, name):
     old = get(source.port, f"/{name}").headers["ETag"]
-    (directory / name).write_bytes(CONTENT + b"4.9,setosa\n")
-    os.utime(directory / name, (MTIME, MTIME))  # same time: only the ETag can tell
+    (source_dir / name).write_bytes(CONTENT + b"4.9,setosa\n")
+    os.utime(source_dir / name, (MTIME, MTIME))  # same time: only the ETag can tell
 
     response = get(source.port, f"/{name}", If_None_Match=old)
 
@@ -164,9 +149,9 @@ def test_changed_content_gets_a_new_etag(source, directory, name):
     assert get(source.port, f"/{name}", If_None_Match=new).status == 304
 
 
-def test_same_content_keeps_its_etag(source, directory, name):
+def test_same_content_keeps_its_etag(source, source_dir, name):
     old = get(source.port, f"/{name}").headers["ETag"]
-    (directory / name).write_bytes(CONTENT)
+    (source_dir / name).write_bytes(CONTENT)
 
     assert get(source.port, f"/{name}").headers["ETag"] == old
 
@@ -193,8 +178,8 @@ def test_without_validators_only_bodies_are_served(source, bare_source, name):
     "path",
     ["/../secret.txt", "/sub/../../secret.txt", "/%2e%2e/secret.txt", "/", "/sub", "/missing.csv"],
 )
-def test_nothing_but_files_inside_the_folder(source, directory, path):
-    (directory / "sub").mkdir(exist_ok=True)
+def test_nothing_but_files_inside_the_folder(source, source_dir, path):
+    (source_dir / "sub").mkdir(exist_ok=True)
 
     response = get(source.port, path)
 
@@ -203,8 +188,8 @@ def test_nothing_but_files_inside_the_folder(source, directory, path):
     assert source.statuses[-1] == 404
 
 
-def test_symlink_out_of_the_folder_is_not_followed(source, directory, base):
-    link = directory / f"{uuid.uuid4().hex}.csv"
+def test_symlink_out_of_the_folder_is_not_followed(source, source_dir, base):
+    link = source_dir / f"{uuid.uuid4().hex}.csv"
     link.symlink_to(base / "secret.txt")
 
     assert get(source.port, f"/{link.name}").status == 404
@@ -220,15 +205,14 @@ def test_command_line(tmp_path):
         stdout=subprocess.PIPE,
         text=True,
     )
+    printed = Lines(proc.stdout)
     try:
-        assert (
-            first_line(proc.stdout).strip() == f"data source: serving {directory} at http://127.0.0.1:{port}/"
-        )
+        assert printed.next() == f"data source: serving {directory} at http://127.0.0.1:{port}/"
         (directory / "iris.csv").write_bytes(CONTENT)
         response = get(port, "/iris.csv")
         assert (response.status, response.body) == (200, CONTENT)
         assert "ETag" not in response.headers
-        assert first_line(proc.stdout).strip() == "GET /iris.csv 200", "each request is logged"
+        assert printed.next() == "GET /iris.csv 200", "each request is logged"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:

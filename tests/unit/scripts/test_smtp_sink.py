@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from scripts.smtp_sink import MaildirSink
-from tests.waits import first_line
+from tests.waits import Lines
 
 SCRIPT = Path(__file__).parents[3] / "scripts" / "smtp_sink.py"
 
@@ -67,7 +67,7 @@ def test_command_line(tmp_path):
         text=True,
     )
     try:
-        assert first_line(proc.stdout).startswith(f"smtp_sink listening on 127.0.0.1:{port}")
+        assert Lines(proc.stdout).next().startswith(f"smtp_sink listening on 127.0.0.1:{port}")
         with smtplib.SMTP("127.0.0.1", port) as client:
             client.send_message(build("via cli"))
         proc.send_signal(signal.SIGTERM)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from scripts.stack.config import DEFAULT_DATA, EMBEDDED_HOME, REPO, CeleryConfig
 from scripts.stack.errors import StackError
 from scripts.stack.housekeeping import LogTail, clean, own_data_folder, show_logs
 from scripts.stack.supervisor import Supervisor
-from tests.waits import wait_for
+from tests.waits import Lines
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -107,31 +106,20 @@ def test_logs_follow_a_running_stack_until_it_stops(tmp_path: Path, running_comp
         stdout=subprocess.PIPE,
         text=True,
     )
-    seen: list[str] = []
-
-    def printed(line: str) -> Callable[[], bool]:
-        def check() -> bool:
-            while select.select([follower.stdout], [], [], 0)[0]:
-                text = follower.stdout.readline()
-                if not text:
-                    break
-                seen.append(text.rstrip("\n"))
-            return line in seen
-
-        return check
+    printed = Lines(follower.stdout)
 
     try:
-        wait_for(printed("scheduler | before"), 60, "the last line of the log", interval=0.1)
+        printed.wait_for("scheduler | before", 60)
         write_log(tmp_path, "scheduler", ["appended while following"])
-        wait_for(printed("scheduler | appended while following"), 30, "the appended line", interval=0.1)
+        printed.wait_for("scheduler | appended while following")
         write_log(tmp_path, "model-server", ["a component that started later"])
-        wait_for(printed("model-server | a component that started later"), 30, "a new log", interval=0.1)
+        printed.wait_for("model-server | a component that started later")
 
         os.killpg(scheduler.pid, signal.SIGKILL)
         scheduler.wait(timeout=10)
 
         assert follower.wait(timeout=30) == 0
-        wait_for(printed(f"(the stack of {tmp_path} stopped)"), 10, "the stop to be reported", interval=0.1)
+        printed.wait_for(f"(the stack of {tmp_path} stopped)", 10)
     finally:
         if follower.poll() is None:
             follower.kill()
