@@ -3,17 +3,17 @@ a throwaway storage root, on a local disk or (``s3_root``) in a bucket of a loca
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 
 import pandas as pd
 import pytest
 
-from include import registry, storage
 from include.config import DatasetSchema, load_schema
 from include.features import to_features
-from include.training import train_and_evaluate
 from scripts.publish import iris_frame
+from tests import models
 from tests.s3 import S3Endpoint, moto_server, s3_environment
 
 S3_BUCKET = "mlpipe-unit"
@@ -59,31 +59,12 @@ def s3_root(s3_endpoint: S3Endpoint) -> str:
 
 @pytest.fixture
 def register_model(root: str, iris: pd.DataFrame, schema: DatasetSchema) -> Callable[..., dict]:
-    """Train, stage and register a model on the Iris data, as train_validate does; return its metadata."""
-
-    def register_model(model_type: str = "logistic_regression", params: dict | None = None, **kw) -> dict:
-        result = train_and_evaluate(to_features(iris, schema), schema, model_type, params or {"C": 2.0})
-        staged = registry.stage_candidate(
-            root,
-            result,
-            threshold=kw.get("threshold", 0.8),
-            metric=kw.get("metric", "accuracy"),
-            batch_ids=kw.get("batch_ids", ["20261121T161500000000Z-aaaaaaaa"]),
-            feature_hash="f" * 64,
-        )
-        return registry.register(root, staged["version"])
-
-    return register_model
+    """Train, stage and register a model on the Iris data, as train_validate does; return its metadata
+    (``tests.models.register_model``'s arguments after the data)."""
+    return functools.partial(models.register_model, root, to_features(iris, schema), schema)
 
 
 @pytest.fixture
 def tamper() -> Callable[[str], bytes]:
     """Flip one byte in the middle of a stored file; return the new bytes."""
-
-    def tamper(url: str) -> bytes:
-        data = bytearray(storage.read_bytes(url))
-        data[len(data) // 2] ^= 0xFF
-        storage.write_bytes_atomic(url, bytes(data))
-        return bytes(data)
-
-    return tamper
+    return models.tamper
