@@ -12,7 +12,8 @@ import pytest
 from scripts.stack.config import StackConfig
 from scripts.stack.launcher import LocalStack
 from scripts.stack.supervisor import free_port
-from tests.integration.chain import leftover_processes
+from tests.integration.chain import variables_changed
+from tests.processes import leftover_processes, stack_sessions
 
 
 @pytest.fixture(scope="package")
@@ -30,6 +31,18 @@ def stack(tmp_path_factory) -> LocalStack:
         )
     )
     stack.start()
+    # The sessions of the components started now and of those running at the end (a scenario may
+    # restart the stack or a component): what `stop()` leaves in either is a leak.
+    sessions = stack_sessions(stack)
     yield stack
+    sessions |= stack_sessions(stack)
     stopped = stack.stop()
-    assert not leftover_processes(stack), f"processes of the stack outlived `stop()` of {stopped}"
+    assert not leftover_processes(stack, sessions), f"processes of the stack outlived `stop()` of {stopped}"
+
+
+@pytest.fixture
+def variables(stack: LocalStack, wait_for):
+    """``variables(name=value, ...)`` sets Variables for one scenario; each is put back once the runs
+    it caused have ended (``tests.integration.chain.variables_changed``)."""
+    with variables_changed(stack, wait_for) as set_variables:
+        yield set_variables
