@@ -14,7 +14,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from scripts.stack.launcher import LocalStack
-from tests.processes import alive, stack_sessions, stat
+from tests.processes import alive, in_sessions, stack_sessions, stat
 from tests.waits import wait_for
 
 
@@ -29,7 +29,7 @@ class Saboteur:
         self.stack = stack
         self.state_file = stack.config.home / "stack.json"
         self.sessions = stack_sessions(stack)  # every session a component of this stack ran in
-        self.orphaned: list[int] = []  # process groups whose leader we killed alone
+        self.orphaned: list[int] = []  # components (session and group leaders) we killed alone
 
     def _pids(self) -> dict[str, int]:
         return json.loads(self.state_file.read_text())["pids"]
@@ -83,8 +83,9 @@ class Saboteur:
         return ti["try_number"]
 
     def stop_orphans(self) -> None:
-        """End what is left of the process groups whose leader was killed alone."""
-        for pgid in self.orphaned:
+        """End what is left of the components killed alone: their sessions (each component leads one),
+        which hold their process groups and the task processes in groups of their own."""
+        for pid in in_sessions(set(self.orphaned)):
             with suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
         self.orphaned.clear()
