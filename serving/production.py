@@ -17,6 +17,7 @@ import logging
 import math
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -80,10 +81,8 @@ class ProductionModel:
                 with self._lock:
                     if signature != self._seen:
                         self._seen = signature
-                        try:
+                        with suppress(ReloadError):  # logged; the model that loaded keeps serving
                             self._follow()
-                        except ReloadError as exc:
-                            log.error("keeping %s: %s", self.loaded and self.loaded.version, exc)
         return self.loaded
 
     def reload(self) -> LoadedModel:
@@ -111,6 +110,7 @@ class ProductionModel:
         # model that was serving in place.
         except Exception as exc:
             self.error = str(exc)
+            log.error("keeping %s: %s", self.loaded and self.loaded.version, exc)
             raise ReloadError(str(exc)) from exc
         self.error = None
         return self.loaded

@@ -11,9 +11,11 @@ serving/production.py), so any number of workers serve the same version.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from serving.app import Settings
 
@@ -50,7 +52,16 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         access_log=args.access_log,
         log_level="info",
+        log_config=log_config(),
     )
+
+
+def log_config() -> dict:
+    """uvicorn's logging, plus the ``serving`` logger through the same handler: the log then says which
+    version each worker loaded and which it refused (a tampered file, say), not only uvicorn's lines."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["serving"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 if __name__ == "__main__":

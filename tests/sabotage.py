@@ -14,6 +14,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from scripts.stack.launcher import LocalStack
+from tests.processes import alive, in_sessions, stack_sessions, stat
 from tests.waits import wait_for
 
 
@@ -27,8 +28,8 @@ class Saboteur:
     def __init__(self, stack: LocalStack):
         self.stack = stack
         self.state_file = stack.config.home / "stack.json"
-        self.sessions = set(self._pids().values())  # every session a component of this stack ran in
-        self.orphaned: list[int] = []  # process groups whose leader we killed alone
+        self.sessions = stack_sessions(stack)  # every session a component of this stack ran in
+        self.orphaned: list[int] = []  # components (session and group leaders) we killed alone
 
     def _pids(self) -> dict[str, int]:
         return json.loads(self.state_file.read_text())["pids"]
@@ -40,7 +41,7 @@ class Saboteur:
         """Refuse to signal a process outside the sessions of this stack's components (the launcher
         starts each in a session of its own; a task process's environment is overwritten by its title,
         its session is not)."""
-        if _stat(pid)[3] not in self.sessions:
+        if stat(pid)[3] not in self.sessions:
             raise RuntimeError(f"process {pid} does not belong to the stack in {self.stack.config.home}")
 
     def kill(self, component: str, *, group: bool = True) -> tuple[list[str], str, dict[str, str]]:
@@ -59,7 +60,7 @@ class Saboteur:
         else:
             os.kill(pid, signal.SIGKILL)
             self.orphaned.append(pid)
-        wait_for(lambda: not _alive(pid), 10, f"{component} ({pid}) to die")
+        wait_for(lambda: not alive(pid), 10, f"{component} ({pid}) to die")
         return command, cwd, env
 
     def restart(self, component: str, command: list[str], cwd: str, env: dict[str, str]) -> int:
@@ -74,7 +75,7 @@ class Saboteur:
 
         def running() -> dict | None:
             ti = self.stack.rest.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
-            return ti if ti["state"] == "running" and ti["pid"] and _alive(ti["pid"]) else None
+            return ti if ti["state"] == "running" and ti["pid"] and alive(ti["pid"]) else None
 
         ti = wait_for(running, timeout, f"{dag_id}.{task_id} to run", interval=0.1)
         self._check_ours(ti["pid"])
@@ -82,24 +83,9 @@ class Saboteur:
         return ti["try_number"]
 
     def stop_orphans(self) -> None:
-        """End what is left of the process groups whose leader was killed alone."""
-        for pgid in self.orphaned:
+        """End what is left of the components killed alone: their sessions (each component leads one),
+        which hold their process groups and the task processes in groups of their own."""
+        for pid in in_sessions(set(self.orphaned)):
             with suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
         self.orphaned.clear()
-
-
-def _stat(pid: int) -> list[int | str]:
-    """State, parent, process group and session of ``pid`` from /proc (``comm`` may hold spaces)."""
-    state, ppid, pgrp, session = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:4]
-    return [state, int(ppid), int(pgrp), int(session)]
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie does not count)."""
-    with suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
-    try:
-        return _stat(pid)[0] != "Z"
-    except OSError:
-        return False

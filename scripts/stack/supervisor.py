@@ -1,7 +1,7 @@
-"""Process supervision: every component runs in a session of its own and is stopped by process group,
-so the LocalExecutor's workers and the API server's children go with their parent (``airflow
-standalone`` leaves them behind). The process ids are kept in a state file, so another command can stop
-what an earlier one started."""
+"""Process supervision: every component runs in a session of its own and is stopped by process group
+and session, so the LocalExecutor's workers, the task processes (each in a process group of its own)
+and the API server's children go with their parent (``airflow standalone`` leaves them behind). The
+process ids are kept in a state file, so another command can stop what an earlier one started."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from contextlib import suppress
 from pathlib import Path
 
 from scripts.stack.errors import StackError
+
+# How long SIGKILLed processes get to be gone before stop() returns (they exit at once, unless stuck in
+# the kernel).
+KILLED_GRACE = 10
 
 
 def free_port() -> int:
@@ -90,33 +94,46 @@ class Supervisor:
         return process.pid
 
     def stop(self, grace: float = 20) -> list[str]:
-        """Stop every component by process group: SIGTERM, then SIGKILL after ``grace`` seconds.
-        Return the names of the components that had been started."""
+        """Stop every component and all it started: SIGTERM to each component's process group, then,
+        after ``grace`` seconds, SIGKILL to every process left in the components' sessions, and wait
+        until they are gone. Return the names of the components that had been started.
+
+        Sessions, not only groups: Airflow runs each task process in a process group of its own (so its
+        supervisor can signal the task's children), and a task whose executor worker was killed with
+        the scheduler's group ran on after ``stop()`` returned. It stays in the scheduler's session."""
         if not self.state_file.exists():
             return []
         pids = self._pids()
+        sessions = set(pids.values())  # each component leads a session of its own
         for pid in pids.values():
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_group_alive(pid) for pid in pids.values()):
-            time.sleep(0.2)
-        for pid in pids.values():
+        _wait_until_gone(sessions, grace)
+        for pid in _members(sessions):
             with suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+        _wait_until_gone(sessions, KILLED_GRACE)
         self.state_file.unlink()
         return sorted(pids)
 
 
-def _group_alive(pgid: int) -> bool:
-    """True while a process of the group still runs. Zombies do not count: a zombie whose parent died
+def _members(sessions: set[int]) -> list[int]:
+    """The processes of ``sessions`` that still run. Zombies do not count: a zombie whose parent died
     waits for init to reap it, and some container inits never do."""
-    with suppress(ChildProcessError):
-        os.waitpid(pgid, os.WNOHANG)  # reap the leader if it is our own child
+    for leader in sessions:
+        with suppress(ChildProcessError):
+            os.waitpid(leader, os.WNOHANG)  # reap the leader if it is our own child
+    members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        with suppress(OSError):
-            # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after its ")".
-            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
-            if int(group) == pgid and state != "Z":
-                return True
-    return False
+        with suppress(OSError, ValueError):
+            # "pid (comm) state ppid pgrp session ...": comm may hold spaces, so split after its ")".
+            state, _ppid, _group, session = stat.read_text().rsplit(")", 1)[1].split()[:4]
+            if int(session) in sessions and state != "Z":
+                members.append(int(stat.parent.name))
+    return members
+
+
+def _wait_until_gone(sessions: set[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _members(sessions):
+        time.sleep(0.2)

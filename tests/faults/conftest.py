@@ -14,12 +14,14 @@ import pytest
 from scripts.stack.config import StackConfig
 from scripts.stack.launcher import LocalStack
 from scripts.stack.supervisor import free_port
-from tests.integration.chain import leftover_processes
+from tests.processes import leftover_processes, stack_sessions
 from tests.sabotage import Saboteur
 
 
 @pytest.fixture(scope="package")
-def stack(tmp_path_factory) -> Iterator[LocalStack]:
+def deployment(tmp_path_factory) -> Iterator[tuple[LocalStack, Saboteur]]:
+    """The stack and the saboteur that hurts it. One fixture, because the leak check after `stop()`
+    needs the sessions of the components the saboteur killed as well as of those running at the end."""
     home = tmp_path_factory.mktemp("faults")
     root = home / "sandbox" / "data"
     root.mkdir(parents=True)
@@ -30,16 +32,22 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
     stack.start(timeout=300)
     # Two good Iris models tie or differ by a row on 30 held-out rows: let every passing candidate in.
     stack.rest.set_variable("deploy_margin", "1")
-    yield stack
+    saboteur = Saboteur(stack)
+    yield stack, saboteur
+    saboteur.stop_orphans()
+    sessions = saboteur.sessions | stack_sessions(stack)
     stopped = stack.stop()
-    assert not leftover_processes(stack), f"processes of the stack outlived `stop()` of {stopped}"
+    assert not leftover_processes(stack, sessions), f"processes of the stack outlived `stop()` of {stopped}"
 
 
 @pytest.fixture(scope="package")
-def saboteur(stack: LocalStack) -> Iterator[Saboteur]:
-    saboteur = Saboteur(stack)
-    yield saboteur
-    saboteur.stop_orphans()
+def stack(deployment: tuple[LocalStack, Saboteur]) -> LocalStack:
+    return deployment[0]
+
+
+@pytest.fixture(scope="package")
+def saboteur(deployment: tuple[LocalStack, Saboteur]) -> Saboteur:
+    return deployment[1]
 
 
 @pytest.fixture(scope="package")

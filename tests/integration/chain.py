@@ -5,11 +5,11 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
-import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from email.message import EmailMessage
-from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -37,8 +37,24 @@ def runs_since(
     ]
 
 
+def events_of_run(stack: LocalStack, asset: str, run_id: str) -> list[dict]:
+    """The asset's events that the run ``run_id`` published, newest first."""
+    return [e for e in stack.rest.asset_events(asset) if e["source_run_id"] == run_id]
+
+
+def consumed_events(stack: LocalStack, dag_id: str, run_id: str) -> list[dict]:
+    """The asset events the run ``run_id`` of ``dag_id`` was started by (its triggering_asset_events)."""
+    return stack.rest.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+
+
 def task_states(stack: LocalStack, dag_id: str, run_id: str) -> dict[str, str]:
     return {ti["task_id"]: ti["state"] for ti in stack.rest.task_instances(dag_id, run_id)}
+
+
+def returned(stack: LocalStack, dag_id: str, run_id: str, task_id: str):
+    """What ``task_id`` returned in the run ``run_id`` (its ``return_value`` XCom)."""
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+    return stack.rest.get(path)["value"]
 
 
 def mails_since(stack: LocalStack, since: datetime) -> list[EmailMessage]:
@@ -50,6 +66,12 @@ def mails_since(stack: LocalStack, since: datetime) -> list[EmailMessage]:
 
 def mail_with_subject(stack: LocalStack, since: datetime, text: str) -> EmailMessage | None:
     return next((m for m in mails_since(stack, since) if text in m["Subject"]), None)
+
+
+def mail_of_run(stack: LocalStack, since: datetime, run_id: str, subject: str) -> EmailMessage | None:
+    """The mail with ``subject`` in its subject that names ``run_id`` (every alert of the pipeline does):
+    a timetable's run of the same DAG may send one like it meanwhile."""
+    return next((m for m in mails_since(stack, since) if subject in m["Subject"] and run_id in body(m)), None)
 
 
 def production(stack: LocalStack) -> dict | None:
@@ -99,15 +121,31 @@ def served_version(stack: LocalStack) -> str | None:
     return httpx.get(f"{stack.config.model_server_url}/health", timeout=10).json()["version"]
 
 
-def leftover_processes(stack: LocalStack) -> list[int]:
-    """Processes whose environment points at this stack's AIRFLOW_HOME (none once it is stopped)."""
-    marker = f"AIRFLOW_HOME={stack.config.home}".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and int(proc.name) != os.getpid():
-            try:
-                if marker in (proc / "environ").read_bytes().split(b"\0"):
-                    found.append(int(proc.name))
-            except OSError:
-                continue
-    return found
+def source_answers(stack: LocalStack) -> list[str]:
+    """The status of every answer the data source gave for the crawl URL, oldest first (its log has one
+    "GET /path status" line per request)."""
+    path = urlsplit(stack.config.crawl_url).path
+    lines = (stack.config.log_dir / "data-source.log").read_text().splitlines()
+    return [line.rsplit(" ", 1)[1] for line in lines if line.startswith(f"GET {path} ")]
+
+
+@contextmanager
+def variables_changed(stack: LocalStack, wait_for) -> Iterator[Callable[..., None]]:
+    """A setter of Variables (``set_variables(deploy_margin="-1")``) for a scenario; once the runs it
+    caused have ended, each Variable it set is put back to the value it had, even if the scenario
+    failed: a later scenario must not inherit it."""
+    before: dict[str, str] = {}
+
+    def set_variables(**values: str) -> None:
+        for key, value in values.items():
+            before.setdefault(key, stack.rest.get(f"/api/v2/variables/{key}")["value"])
+            stack.rest.set_variable(key, value)
+
+    try:
+        yield set_variables
+    finally:
+        try:
+            wait_until_idle(stack, wait_for)
+        finally:
+            for key, value in before.items():
+                stack.rest.set_variable(key, value)

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from scripts.stack.launcher import LocalStack
-from tests.integration.chain import body, events_since, mail_with_subject
+from tests.integration.chain import body, events_since, mail_with_subject, source_answers
 
 
 def current_sensor(stack: LocalStack) -> tuple[str, str | None]:
@@ -50,22 +50,17 @@ def test_new_batch_lands_by_itself(stack: LocalStack, wait_for):
     assert (stack.config.home / "data" / "raw" / "batches" / f"{extra['batch_id']}.parquet").is_file()
 
 
-def source_answers(stack: LocalStack) -> list[str]:
-    """The status of every answer the data source gave for the crawl URL, oldest first (its log has one
-    "GET /path status" line per request)."""
-    path = urlsplit(stack.config.crawl_url).path
-    lines = (stack.config.log_dir / "data-source.log").read_text().splitlines()
-    return [line.rsplit(" ", 1)[1] for line in lines if line.startswith(f"GET {path} ")]
-
-
 def test_same_content_lands_nothing_new(stack: LocalStack, wait_for):
+    wait_for(lambda: sensor_deferred(stack), 90, "the ingest sensor to be deferred")
+    since = datetime.now(UTC)
+    served = stack.publish(kind="bad")  # new content of its own to serve; etl stops at quarantine
+    wait_for(lambda: events_since(stack, "raw_batches", since), 90, "the published batch to land")
     seen = len(source_answers(stack))
     # A 304 answers a conditional GET for the content the source serves now: the sensor knows it.
     wait_for(lambda: "304" in source_answers(stack)[seen:], 60, "the sensor to know the served content")
     waiting_run = wait_for(lambda: sensor_deferred(stack), 60, "the ingest sensor to wait")
     events_before = len(stack.rest.asset_events("raw_batches"))
 
-    served = stack.config.source_dir / Path(urlsplit(stack.config.crawl_url).path).name
     served.write_bytes(served.read_bytes())  # byte-identical, with a new modification time
     polled = len(source_answers(stack))
     wait_for(lambda: len(source_answers(stack)) >= polled + 4, 60, "four polls of the rewritten file")

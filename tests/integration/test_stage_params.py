@@ -6,9 +6,9 @@ by an earlier export would be), so it runs the same alone, in any order, or afte
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,18 +18,20 @@ from include import layout, registry, storage
 from include.config import load_schema
 from include.features import build_features
 from include.ingest import land
-from include.training import train_and_evaluate
 from scripts.publish import make_batch
-from scripts.stack.config import REPO
 from scripts.stack.launcher import LocalStack
 from tests.integration.chain import (
     body,
-    events_since,
+    events_of_run,
+    mail_of_run,
     mail_with_subject,
     production,
+    returned,
+    served_version,
     task_states,
     wait_until_idle,
 )
+from tests.models import register_model, tamper
 from tests.received import received
 
 
@@ -37,9 +39,9 @@ def data_root(stack: LocalStack) -> str:
     return (stack.config.home / "data").as_uri()
 
 
-def landed(stack: LocalStack, kind: str, seed: int, at: datetime) -> str:
+def landed(stack: LocalStack, kind: str, seed: int, at: datetime, rows: int = 60) -> str:
     """Land a batch of ``kind`` as if ingest had received it at ``at``; return its batch id."""
-    content = make_batch(kind, rows=60, seed=seed).to_csv(index=False).encode()
+    content = make_batch(kind, rows=rows, seed=seed).to_csv(index=False).encode()
     with tempfile.TemporaryDirectory(prefix="received-") as folder:
         batch = received(Path(folder), content, "an earlier export")
         return land(data_root(stack), batch, now=at)["batch_id"]
@@ -51,25 +53,6 @@ def finished(stack: LocalStack, wait_for, dag_id: str, run_id: str) -> dict:
         return run if run["state"] in ("success", "failed") else None
 
     return wait_for(done, 150, f"{dag_id} run {run_id} to finish")
-
-
-@pytest.fixture
-def variables(stack: LocalStack, wait_for) -> Iterator[dict[str, str]]:
-    """Set Variables for one scenario; once the runs it caused have ended, each is put back to its
-    value in config/variables.json."""
-    changed: dict[str, str] = {}
-    yield changed
-    wait_until_idle(stack, wait_for)
-    defaults = json.loads((REPO / "config" / "variables.json").read_text())
-    for key in changed:
-        value = defaults[key]
-        stack.rest.set_variable(key, json.dumps(value) if isinstance(value, dict) else value)
-
-
-def set_variables(stack: LocalStack, variables: dict[str, str], **values: str) -> None:
-    for key, value in values.items():
-        stack.rest.set_variable(key, value)
-        variables[key] = value
 
 
 @pytest.fixture(scope="module")
@@ -88,20 +71,16 @@ def in_production(stack: LocalStack, wait_for, feature_batch: str) -> str:
     wait_until_idle(stack, wait_for)
     if (pointer := production(stack)) is not None:
         return pointer["version"]
-    root, schema = data_root(stack), load_schema()
+    root = data_root(stack)
     frame = storage.read_parquet(layout.feature_batch(root, feature_batch))
-    result = train_and_evaluate(frame, schema, "logistic_regression", {})
-    staged = registry.stage_candidate(
-        root, result, threshold=0.8, metric="accuracy", batch_ids=[feature_batch], feature_hash="f" * 64
-    )
-    registry.register(root, staged["version"])
-    return registry.set_production(root, staged["version"])["version"]
+    version = register_model(root, frame, load_schema(), batch_ids=[feature_batch])["version"]
+    return registry.set_production(root, version)["version"]
 
 
 def test_manual_etl_over_a_landing_day_quarantines_the_bad_batch_and_keeps_the_good(
     stack: LocalStack, wait_for, variables
 ):
-    set_variables(stack, variables, deploy_margin="-1")  # what it trains is kept out of production
+    variables(deploy_margin="-1")  # what it trains is kept out of production
     day = datetime.now(UTC) - timedelta(days=3)
     good = landed(stack, "good", seed=43, at=day.replace(hour=9))
     bad = landed(stack, "bad", seed=44, at=day.replace(hour=10))
@@ -113,7 +92,7 @@ def test_manual_etl_over_a_landing_day_quarantines_the_bad_batch_and_keeps_the_g
     run = stack.rest.trigger("etl", {"landed_from": date, "landed_to": date})
 
     assert finished(stack, wait_for, "etl", run["dag_run_id"])["state"] == "success"
-    [event] = events_since(stack, "features", since)
+    [event] = events_of_run(stack, "features", run["dag_run_id"])
     assert event["extra"]["batch_ids"] == [good]
     assert (stack.config.home / "data" / "quarantine" / f"{bad}.reason.json").is_file()
     mail = wait_for(lambda: mail_with_subject(stack, since, f"etl quarantined {bad}"), 30, "the alert")
@@ -123,9 +102,7 @@ def test_manual_etl_over_a_landing_day_quarantines_the_bad_batch_and_keeps_the_g
 def test_training_params_and_the_hyperparameters_variable_reach_the_candidate(
     stack: LocalStack, wait_for, feature_batch, variables
 ):
-    set_variables(
-        stack,
-        variables,
+    variables(
         deploy_margin="-1",
         ml_hyperparameters=json.dumps({"random_forest": {"n_estimators": 7, "max_depth": 3}}),
     )
@@ -148,45 +125,76 @@ def test_training_params_and_the_hyperparameters_variable_reach_the_candidate(
 def test_monitor_alert_names_each_failed_check_and_keeps_its_report(
     stack: LocalStack, wait_for, in_production, variables
 ):
-    set_variables(stack, variables, monitor_drift_threshold="-1")  # any data counts as drifted
+    variables(monitor_drift_threshold="-1")  # any data counts as drifted
     since = datetime.now(UTC)
 
     run = stack.rest.trigger("monitor")
 
-    assert finished(stack, wait_for, "monitor", run["dag_run_id"])["state"] == "success"
-    assert task_states(stack, "monitor", run["dag_run_id"])["alert_unhealthy"] == "success"
-    mail = wait_for(lambda: mail_with_subject(stack, since, "failed"), 30, "the monitor alert")
-    assert in_production in mail["Subject"]
-    assert "drift" in mail["Subject"]
-    reports = sorted((stack.config.home / "data" / "monitor").glob("*.json"))
-    report = json.loads(reports[-1].read_text())
+    run_id = run["dag_run_id"]
+    assert finished(stack, wait_for, "monitor", run_id)["state"] == "success"
+    assert task_states(stack, "monitor", run_id)["alert_unhealthy"] == "success"
+    # This run's report and alert: monitor's hourly run may write and send its own meanwhile.
+    report_url = returned(stack, "monitor", run_id, "check_production")["report_url"]
+    report = storage.read_json(report_url)
     assert (report["version"], report["healthy"]) == (in_production, False)
     assert {check["name"]: check["ok"] for check in report["checks"]}["drift"] is False
-    assert reports[-1].name in body(mail)
+    mail = wait_for(lambda: mail_of_run(stack, since, run_id, "production model"), 30, "the monitor alert")
+    assert in_production in mail["Subject"]
+    assert "drift" in mail["Subject"]
+    assert report_url in body(mail)
+
+
+def test_a_candidate_below_the_accuracy_threshold_variable_is_not_registered(
+    stack: LocalStack, wait_for, variables
+):
+    # Every model type scores 0.9 on this batch's held-out rows (3 of 30 wrong): above the default
+    # bar of 0.8, so only the Variable can keep it out, and three rows short of 0.99.
+    batch_id = landed(stack, "good", seed=57, at=datetime.now(UTC) - timedelta(days=7), rows=120)
+    build_features(data_root(stack), [batch_id], load_schema())
+    variables(accuracy_threshold="0.99")
+    since = datetime.now(UTC)
+
+    run = stack.rest.trigger("train_validate", {"batch_ids": [batch_id]})  # no threshold param
+
+    run_id = run["dag_run_id"]
+    assert finished(stack, wait_for, "train_validate", run_id)["state"] == "success"
+    trained = returned(stack, "train_validate", run_id, "train")
+    assert trained["threshold"] == 0.99
+    assert 0.8 <= trained["metrics"]["accuracy"] < 0.99, "the batch no longer tells the bars apart"
+    states = task_states(stack, "train_validate", run_id)
+    assert (states["register"], states["retrain_alert"]) == ("skipped", "success")
+    mail = wait_for(lambda: mail_of_run(stack, since, run_id, "retrain needed"), 30, "the retrain alert")
+    assert f"accuracy {trained['metrics']['accuracy']} below 0.99" in mail["Subject"]
+    assert "<b>0.99</b>" in body(mail)
+    assert events_of_run(stack, "model_candidate", run_id) == []  # the run has ended
 
 
 def test_deploy_refuses_a_tampered_model_and_keeps_production(
     stack: LocalStack, wait_for, feature_batch, in_production
 ):
-    root, schema = data_root(stack), load_schema()
+    root = data_root(stack)
     frame = storage.read_parquet(layout.feature_batch(root, feature_batch))
-    staged = registry.stage_candidate(
-        root,
-        train_and_evaluate(frame, schema, "logistic_regression", {"C": 3.0}),
-        threshold=0.8,
-        metric="accuracy",
-        batch_ids=[],
-        feature_hash="f" * 64,
-    )
-    tampered = registry.register(root, staged["version"])["version"]
-    model = stack.config.home / "data" / "models" / "versions" / tampered / "model.joblib"
-    model.write_bytes(model.read_bytes() + b"tampered")
-    before = production(stack)
+    candidate = register_model(root, frame, load_schema(), params={"C": 3.0}, batch_ids=[])
+    tampered = candidate["version"]
+    tampered_sha256 = hashlib.sha256(
+        tamper(layout.model_version(root, tampered, registry.MODEL_FILE))
+    ).hexdigest()
+    pointer = storage.read_bytes(layout.production_pointer(root))
+    server_log = stack.config.log_dir / "model-server.log"
+    logged = server_log.stat().st_size
+    since = datetime.now(UTC)
 
     run = stack.rest.trigger("deploy", {"version": tampered})
 
-    assert finished(stack, wait_for, "deploy", run["dag_run_id"])["state"] == "failed"
-    assert production(stack) == before
-    assert not [
-        e for e in stack.rest.asset_events("production_model") if e["source_run_id"] == run["dag_run_id"]
-    ]
+    run_id = run["dag_run_id"]
+    assert finished(stack, wait_for, "deploy", run_id)["state"] == "failed"
+    assert task_states(stack, "deploy", run_id)["promote"] == "failed"
+    # deploy's own check refused it: its error names both hashes. Had the pointer moved, the model
+    # server would have refused the file instead, and promote would fail with the reload's HTTP 409.
+    mail = wait_for(lambda: mail_of_run(stack, since, run_id, "deploy.promote"), 30, "the failure e-mail")
+    assert f"has sha256 {tampered_sha256}, metadata.json records {candidate['model_sha256']}" in body(mail)
+    # ... so the model server was never asked to load it (it logs every version it loads or refuses).
+    assert tampered.encode() not in server_log.read_bytes()[logged:]
+    assert served_version(stack) == in_production
+    assert storage.read_bytes(layout.production_pointer(root)) == pointer
+    assert events_of_run(stack, "production_model", run_id) == []

@@ -4,6 +4,7 @@ local data source serving a module's ``source_dir``, and the compose file and it
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,12 +13,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from include import registry, storage
 from include.config import DatasetSchema, load_schema
 from include.features import to_features
-from include.training import train_and_evaluate
 from scripts.data_source import DataSource
 from scripts.publish import iris_frame
+from tests import models
 from tests.compose_env import COMPOSE_FILE, ENV_EXAMPLE, read_env_file
 from tests.http_servers import data_source
 from tests.s3 import S3Endpoint, moto_server, s3_environment
@@ -92,31 +92,12 @@ def compose_yaml() -> dict:
 
 @pytest.fixture
 def register_model(root: str, iris: pd.DataFrame, schema: DatasetSchema) -> Callable[..., dict]:
-    """Train, stage and register a model on the Iris data, as train_validate does; return its metadata."""
-
-    def register_model(model_type: str = "logistic_regression", params: dict | None = None, **kw) -> dict:
-        result = train_and_evaluate(to_features(iris, schema), schema, model_type, params or {"C": 2.0})
-        staged = registry.stage_candidate(
-            root,
-            result,
-            threshold=kw.get("threshold", 0.8),
-            metric=kw.get("metric", "accuracy"),
-            batch_ids=kw.get("batch_ids", ["20261121T161500000000Z-aaaaaaaa"]),
-            feature_hash="f" * 64,
-        )
-        return registry.register(root, staged["version"])
-
-    return register_model
+    """Train, stage and register a model on the Iris data, as train_validate does; return its metadata
+    (``tests.models.register_model``'s arguments after the data)."""
+    return functools.partial(models.register_model, root, to_features(iris, schema), schema)
 
 
 @pytest.fixture
 def tamper() -> Callable[[str], bytes]:
     """Flip one byte in the middle of a stored file; return the new bytes."""
-
-    def tamper(url: str) -> bytes:
-        data = bytearray(storage.read_bytes(url))
-        data[len(data) // 2] ^= 0xFF
-        storage.write_bytes_atomic(url, bytes(data))
-        return bytes(data)
-
-    return tamper
+    return models.tamper

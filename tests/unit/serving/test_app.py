@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
@@ -168,7 +169,7 @@ def test_reload_requires_the_token(serve, register, root):
 
 
 def test_a_tampered_model_is_refused_and_the_previous_one_keeps_serving(
-    serve, register, tamper, root, iris, schema
+    serve, register, tamper, root, iris, schema, caplog
 ):
     first = register()
     registry.set_production(root, first)
@@ -178,8 +179,12 @@ def test_a_tampered_model_is_refused_and_the_previous_one_keeps_serving(
     registry.set_production(root, second)
     tamper(layout.model_version(root, second, registry.MODEL_FILE))
 
-    reload = client.post("/reload", headers=bearer())
+    with caplog.at_level(logging.ERROR, logger="serving"):
+        reload = client.post("/reload", headers=bearer())
     assert reload.status_code == 409
+    # Errors only: after Airflow's logging set-up (another test's), the info lines are captured too.
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "serving" and r.levelno >= logging.ERROR]
+    assert logged.startswith(f"keeping {first}: model version '{second}' failed its integrity check")
     error = reload.json()["error"]
     assert "integrity check" in error
     assert second in error

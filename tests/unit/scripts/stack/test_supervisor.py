@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -66,6 +66,29 @@ def test_stop_ends_every_process_of_each_group_and_forgets_them(supervisor: Supe
         assert state(pid) in ("Z", "gone"), f"child {pid} of a stopped component still runs"
     assert supervisor.running() == {}
     assert not supervisor.state_file.exists()
+
+
+def test_stop_ends_a_child_in_a_process_group_of_its_own(supervisor: Supervisor, tmp_path: Path):
+    # As Airflow's task processes: forked into a group of their own, so a signal to the component's
+    # group misses them. This one also ignores SIGTERM, as a task busy in native code may.
+    escaper = (
+        "import os, signal, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setpgid(0, 0); signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)\n"
+        "time.sleep(60)"
+    )
+    supervisor.start({"a": [sys.executable, "-c", escaper]}, env={}, cwd=tmp_path)
+    component = supervisor.running()["a"]
+    [child] = wait_for(lambda: children(component), 30, "the component to fork its child", interval=0.05)
+    wait_for(lambda: stat_fields(child)[2] == str(child), 30, "the child's own group", interval=0.05)
+
+    try:
+        supervisor.stop(grace=1)
+
+        assert state(child) in ("Z", "gone"), f"child {child} in a group of its own outlived stop()"
+    finally:
+        with suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
 
 
 def test_start_runs_each_component_in_a_session_of_its_own(supervisor: Supervisor, tmp_path: Path):
