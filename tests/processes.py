@@ -40,15 +40,19 @@ def stack_sessions(stack: LocalStack) -> set[int]:
     return set(json.loads(state.read_text())["pids"].values()) if state.exists() else set()
 
 
-def in_sessions(sessions: set[int]) -> list[int]:
-    """Live processes (zombies do not count: some container inits never reap them) in ``sessions``,
-    this one left out."""
+def in_sessions(sessions: set[int], environ_marker: bytes | None = None) -> list[int]:
+    """Live processes (zombies do not count: some container inits never reap them) in ``sessions``, or
+    with ``environ_marker`` (``NAME=value``) in their environment; this one left out."""
     found = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit() and int(proc.name) != os.getpid():
             with suppress(OSError):
                 state, _, _, session = stat(int(proc.name))
-                if state != "Z" and session in sessions:
+                if state == "Z":
+                    continue
+                if session in sessions or (
+                    environ_marker and environ_marker in (proc / "environ").read_bytes().split(b"\0")
+                ):
                     found.append(int(proc.name))
     return found
 
@@ -57,11 +61,4 @@ def leftover_processes(stack: LocalStack, sessions: set[int]) -> list[int]:
     """Live processes in one of ``sessions`` (see :func:`stack_sessions`), or whose environment points
     at this stack's AIRFLOW_HOME (a process that left its session with ``setsid``); none once the stack
     is stopped."""
-    marker = f"AIRFLOW_HOME={stack.config.home}".encode()
-    found = set(in_sessions(sessions))
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and int(proc.name) != os.getpid():
-            with suppress(OSError):
-                if marker in (proc / "environ").read_bytes().split(b"\0") and alive(int(proc.name)):
-                    found.add(int(proc.name))
-    return sorted(found)
+    return sorted(in_sessions(sessions, f"AIRFLOW_HOME={stack.config.home}".encode()))

@@ -27,7 +27,7 @@ class Saboteur:
 
     def __init__(self, stack: LocalStack):
         self.stack = stack
-        self.state_file = stack.config.home / "stack.json"
+        self.state_file = stack.config.state_file
         self.sessions = stack_sessions(stack)  # every session a component of this stack ran in
         self.orphaned: list[int] = []  # components (session and group leaders) we killed alone
 
