@@ -101,7 +101,9 @@ def popover_names(page: Page, cell) -> set[str]:
     popover = page.get_by_role("dialog")
     expect(popover).to_be_visible()
     names = {line.strip() for line in popover.inner_text().splitlines() if line.strip()}
-    page.keyboard.press("Escape")
+    # Pressed on the popover itself, which Playwright first waits to be stable: an Escape sent to the
+    # page while the popover was still opening was once lost, and the popover stayed open.
+    popover.press("Escape")
     expect(popover).to_be_hidden()
     return names
 
