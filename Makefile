@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m scripts.stack
 
-.PHONY: install browser demo up down publish status logs clean up-celery down-celery env test lint screenshots airflow bench
+.PHONY: install browser demo up down publish status logs clean up-celery down-celery env test lint screenshots airflow bench schema
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,13 @@ down-celery:
 
 env: install  ## write .env for docker compose, with fresh random secrets
 	$(PY) -m scripts.make_env
+
+schema: install  ## infer a dataset schema from a sample for review: make schema CSV=path LABEL=column [TASK=classification|regression] [OUT=path] [NAME=name] [FORCE=1]
+	@if [ -z "$(CSV)" ] || [ -z "$(LABEL)" ]; then \
+		echo "make schema needs CSV and LABEL: make schema CSV=path/to/sample.csv LABEL=column [TASK=classification|regression] [OUT=path] [NAME=name] [FORCE=1]" >&2; \
+		exit 2; \
+	fi
+	$(PY) -m scripts.infer_schema --csv "$(CSV)" --label "$(LABEL)" $(if $(TASK),--task "$(TASK)") $(if $(OUT),--out "$(OUT)") $(if $(NAME),--name "$(NAME)") $(if $(FORCE),--force)
 
 lint: install
 	$(VENV)/bin/ruff check .

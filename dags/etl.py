@@ -82,10 +82,13 @@ def etl():
 
         if not report["valid"]:
             raise AirflowSkipException("no valid batch in this run; no features event")
-        written = build(storage_root(), report["valid"], load_schema())
+        schema = load_schema()
+        written = build(storage_root(), report["valid"], schema)
         outlet_events[features].extra = {
             "batch_ids": [w["batch_id"] for w in written],
             "rows": sum(w["rows"] for w in written),
+            "schema": schema.name,
+            "schema_fingerprint": schema.fingerprint,
             "batches": written,
         }
         return written

@@ -3,9 +3,9 @@
 
 Runs after every promotion (`production_model`) and hourly. Checks that the production model file
 still matches its sha256, that the newest raw batch is fresh (`monitor_max_batch_age_hours`), that the
-newest validated batch has not drifted from the training data (per-feature Kolmogorov-Smirnov
-statistic above `monitor_drift_threshold`), and that the model's accuracy on it reaches
-`accuracy_threshold`. The report is kept under `monitor/`; if any check fails, an e-mail names each
+newest validated batch has not drifted from the training data (per feature: Kolmogorov-Smirnov for
+numbers, total variation distance for categories, the change in missing values; none above
+`monitor_drift_threshold`), and that the model's quality metric on it clears `accuracy_threshold`. The report is kept under `monitor/`; if any check fails, an e-mail names each
 failed check. Trigger it by hand to check now.
 """
 
@@ -41,7 +41,7 @@ def monitor():
             load_schema(),
             max_batch_age=timedelta(hours=setting("monitor_max_batch_age_hours")),
             drift_threshold=setting("monitor_drift_threshold"),
-            min_accuracy=setting("accuracy_threshold"),
+            threshold=setting("accuracy_threshold"),
         )
         return {**report, "report_url": write_report(root, report)}
 

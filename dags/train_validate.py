@@ -1,21 +1,24 @@
 """
 ### train_validate: train the configured model, evaluate it, register it only if it is good enough
 
-Runs when `etl` publishes `features`. Trains `ml_model_type` (Variable; `random_forest`,
-`logistic_regression` or `gradient_boosting`) with its hyperparameters from the `ml_hyperparameters`
-Variable, on the newest `training_window_batches` feature batches, and scores it on a stratified
-held-out split (fixed seed): accuracy and macro F1. `check_threshold` (our `ThresholdBranchOperator`)
-compares the chosen metric with `accuracy_threshold`: a passing model is registered as a new version
-under `models/versions/` and the `model_candidate` asset gets its metadata; a failing one is discarded
-and a retrain alert is e-mailed. A manual run can override the model type, hyperparameters,
-threshold, metric and the batches to train on.
+Runs when `etl` publishes `features`. Trains `ml_model_type` (Variable; `random_forest`, `linear` or
+`gradient_boosting`, each a classifier or a regressor as the dataset schema's `task` says) with its
+hyperparameters from the `ml_hyperparameters` Variable, on the newest `training_window_batches`
+feature batches of the current schema, and scores it on a held-out split (fixed seed; stratified for
+classes): the task's metrics. `check_threshold` (our `ThresholdBranchOperator`) compares
+`quality_metric` with `accuracy_threshold`, in the metric's direction: a passing model is registered
+as a new version under `models/versions/` and the `model_candidate` asset gets its metadata; a
+failing one is discarded and a retrain alert is e-mailed. A manual run can override the model type,
+hyperparameters, threshold, metric and the batches to train on.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
+from include.errors import PermanentError
 from include.layout import ID_PATTERN, InvalidIdError
+from include.metrics import METRICS
 from include.settings import MODEL_TYPES
 from mlpipe.assets import features, model_candidate
 from mlpipe.settings import setting
@@ -36,7 +39,12 @@ from mlpipe.threshold_branch import ThresholdBranchOperator
             None, type=["null", "object"], description="Default: this model type's ml_hyperparameters."
         ),
         "threshold": Param(None, type=["null", "number"], description="Default: accuracy_threshold."),
-        "metric": Param("accuracy", enum=["accuracy", "f1_macro"], description="Metric the threshold is on."),
+        "metric": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *METRICS],
+            description="Metric the threshold is on (of the schema's task). Default: quality_metric.",
+        ),
         "batch_ids": Param(
             [],
             type="array",
@@ -50,11 +58,11 @@ def train_validate():
     def train(*, params) -> dict:
         """Train and score the configured model; stage it; return its metadata (version, metrics, bar)."""
         from include.candidate import train_candidate
-        from include.config import storage_root
+        from include.config import load_schema, storage_root
         from include.training import resolve_config
 
-        with no_retry_on(InvalidIdError, FileNotFoundError):
-            return train_candidate(storage_root(), resolve_config(params, setting))
+        with no_retry_on(InvalidIdError, FileNotFoundError, PermanentError):
+            return train_candidate(storage_root(), resolve_config(params, setting, load_schema().task))
 
     @task(outlets=[model_candidate])
     def register(trained: dict, *, outlet_events=None) -> str:
@@ -80,14 +88,14 @@ def train_validate():
         metrics=trained["metrics"],
         metric_name=trained["metric"],
         threshold=trained["threshold"],
+        higher_is_better=trained["higher_is_better"],
         pass_task_ids="register",
         fail_task_ids=["retrain_alert", "discard_rejected"],
     )
     retrain_alert = SmtpAlertOperator(
         task_id="retrain_alert",
         data=trained,
-        subject="[ml-pipeline] retrain needed: candidate {{ data.metric }} {{ data.metrics[data.metric] }} "
-        "below {{ data.threshold }}",
+        subject="[ml-pipeline] retrain needed: candidate {{ data.verdict }}",
         html_content="retrain_alert.html",
     )
     check_threshold >> [register(trained), retrain_alert, discard_rejected(trained)]

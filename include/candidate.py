@@ -9,10 +9,12 @@ from include.training import TrainingConfig, train_and_evaluate
 
 def train_candidate(root: str, config: TrainingConfig) -> dict:
     """Train ``config``'s model on its feature batches, score it, stage it; return the staged metadata
-    (its future version, metrics, the metric and threshold it is judged by, the batches it saw)."""
-    batch_ids = features.training_batches(root, config.batch_ids, config.window)
+    (its future version, metrics, the metric and threshold it is judged by and whether it passed, the
+    batches it saw, the schema's fingerprint)."""
+    schema = load_schema()
+    batch_ids = features.training_batches(root, config.batch_ids, config.window, schema)
     frame, batch_ids, feature_hash = features.load_features(root, batch_ids)
-    result = train_and_evaluate(frame, load_schema(), config.model_type, config.hyperparameters)
+    result = train_and_evaluate(frame, schema, config.model_type, config.hyperparameters)
     return registry.stage_candidate(
         root,
         result,

@@ -4,19 +4,33 @@ Both come from the environment so that every Airflow component (and a test) sees
 
 - ``PIPELINE_STORAGE_ROOT``: an fsspec URL (``file:///...``, ``s3://bucket/prefix``); default ``<repo>/data``.
 - ``PIPELINE_SCHEMA``: a path to a dataset schema JSON file; default the bundled Iris schema.
+
+A dataset schema names the columns a model learns from and the one it predicts. Its format is the
+pydantic model :class:`DatasetSchema` (``include/schemas/dataset-schema.json`` is its JSON Schema, for
+editors; docs/own-data.md explains every key). Format 2 added ``task``, the ``bool`` and ``datetime``
+dtypes, ``categories``, ``nullable``/``max_null_fraction`` and the regression label's range; a format-1
+file (no ``task``, every value required) reads the same under format 2.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "iris.json"
+SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
+DEFAULT_SCHEMA_FILE = SCHEMAS_DIR / "iris.json"
+SCHEMA_JSON_SCHEMA_FILE = SCHEMAS_DIR / "dataset-schema.json"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"  # e-mail bodies (Jinja, rendered by Airflow)
-DTYPES = ("float", "int", "str")
+
+Dtype = Literal["float", "int", "str", "bool", "datetime"]
+Task = Literal["classification", "regression"]
+NUMERIC_DTYPES = ("float", "int")
 
 
 def storage_root() -> str:
@@ -27,24 +41,102 @@ def storage_root() -> str:
     return root.rstrip("/")
 
 
-@dataclass(frozen=True)
-class FeatureSpec:
-    """One input column: its dtype and the closed range its values must lie in."""
-
-    name: str
-    dtype: str = "float"
-    min: float | None = None
-    max: float | None = None
+class SchemaError(ValueError):
+    """A dataset schema file that cannot be used; the message names each key path and its fix."""
 
 
-@dataclass(frozen=True)
-class DatasetSchema:
-    """The columns a batch must have: the features and the label with its allowed classes."""
+class FeatureSpec(BaseModel):
+    """One input column: its dtype, the values it may take, and how many may be missing."""
 
-    name: str
-    features: tuple[FeatureSpec, ...]
-    label: str
-    classes: tuple[str, ...]
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="The column's name in the CSV header.")
+    dtype: Dtype = Field(
+        "float",
+        description="float, int, str (text or categories), bool, or datetime (ISO 8601 text; its "
+        "calendar parts become features inside the model).",
+    )
+    min: float | None = Field(None, description="Lowest allowed value (float and int columns).")
+    max: float | None = Field(None, description="Highest allowed value (float and int columns).")
+    categories: tuple[str, ...] | None = Field(
+        None,
+        min_length=1,
+        description="For str columns: the closed set of allowed values. Omit for open text, whose "
+        "unseen values the model tolerates.",
+    )
+    nullable: bool = Field(False, description="Any number of missing values is acceptable.")
+    max_null_fraction: float | None = Field(
+        None, ge=0, le=1, description="At most this fraction of a batch's values may be missing."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureSpec:
+        if (self.min is not None or self.max is not None) and self.dtype not in NUMERIC_DTYPES:
+            raise ValueError("min/max apply to float and int columns only; remove them or set dtype")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}; swap them")
+        if self.categories is not None:
+            if self.dtype != "str":
+                raise ValueError('categories apply to str columns only; set "dtype": "str" or remove them')
+            if len(set(self.categories)) != len(self.categories):
+                raise ValueError("categories repeat a value; list each once")
+        if self.nullable and self.max_null_fraction is not None:
+            raise ValueError('give either "nullable": true or "max_null_fraction", not both')
+        return self
+
+    @property
+    def null_limit(self) -> float:
+        """The largest acceptable fraction of missing values in a batch."""
+        if self.nullable:
+            return 1.0
+        return self.max_null_fraction or 0.0
+
+
+class DatasetSchema(BaseModel):
+    """The columns a batch must have: the features, and the label with its classes or range."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    json_schema_ref: str | None = Field(
+        None, alias="$schema", description="Optional: the path of dataset-schema.json, for editors."
+    )
+    name: str = Field(min_length=1, description="The dataset's name: it names the API's row type.")
+    task: Task = Field(
+        "classification", description="classification (a class per row) or regression (a number)."
+    )
+    label: str = Field(min_length=1, description="The column to predict; it may never be missing.")
+    classes: tuple[str, ...] | None = Field(
+        None, description="classification: the label's classes (at least two)."
+    )
+    label_min: float | None = Field(None, description="regression: the lowest allowed label value.")
+    label_max: float | None = Field(None, description="regression: the highest allowed label value.")
+    features: tuple[FeatureSpec, ...] = Field(
+        description="The input columns (at least one); columns the schema does not name are ignored."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetSchema:
+        if not self.features:
+            raise ValueError("features is empty; list at least one input column")
+        if self.task == "classification":
+            if self.classes is None or len(set(self.classes)) < 2:
+                raise ValueError(
+                    'a classification schema needs "classes": at least two distinct label values'
+                )
+            if self.label_min is not None or self.label_max is not None:
+                raise ValueError('label_min/label_max apply to "task": "regression" only; remove them')
+        else:
+            if self.classes is not None:
+                raise ValueError('"classes" apply to "task": "classification" only; remove them')
+            if self.label_min is not None and self.label_max is not None and self.label_min > self.label_max:
+                raise ValueError(f"label_min {self.label_min} is above label_max {self.label_max}; swap them")
+        names = [spec.name for spec in self.features]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"feature(s) {repeated} are listed more than once; list each column once")
+        if self.label in names:
+            raise ValueError(f"the label {self.label!r} is also listed as a feature; remove it from features")
+        return self
 
     @property
     def feature_names(self) -> list[str]:
@@ -54,38 +146,61 @@ class DatasetSchema:
     def columns(self) -> list[str]:
         return [*self.feature_names, self.label]
 
+    def feature(self, name: str) -> FeatureSpec:
+        return next(spec for spec in self.features if spec.name == name)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task == "classification"
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of everything that decides which data a model can read (not the file's layout
+        or the name of its JSON Schema): batches and models of two schemas never mix."""
+        content = self.model_dump(mode="json", exclude={"json_schema_ref"})
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
     @classmethod
-    def from_dict(cls, raw: dict) -> DatasetSchema:
-        """Build a schema from its JSON form; raise ``ValueError`` naming what is wrong."""
-        missing = [key for key in ("name", "features", "label", "classes") if key not in raw]
-        if missing:
-            raise ValueError(f"dataset schema is missing key(s): {', '.join(missing)}")
-        features = tuple(_feature_spec(spec) for spec in raw["features"])
-        if not features:
-            raise ValueError("dataset schema has no features")
-        for spec in features:
-            if spec.dtype not in DTYPES:
-                raise ValueError(f"feature {spec.name!r} has dtype {spec.dtype!r}; expected one of {DTYPES}")
-        if len(raw["classes"]) < 2:
-            raise ValueError("dataset schema needs at least two label classes")
-        return cls(
-            name=raw["name"],
-            features=features,
-            label=raw["label"],
-            classes=tuple(str(c) for c in raw["classes"]),
-        )
+    def from_dict(cls, raw: object) -> DatasetSchema:
+        """Build a schema from its JSON form; ``SchemaError`` names every key path that is wrong."""
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise SchemaError(_explain(exc)) from None
 
 
-def _feature_spec(raw: dict) -> FeatureSpec:
-    allowed = {"name", "dtype", "min", "max"}
-    if not isinstance(raw, dict) or "name" not in raw or set(raw) - allowed:
-        raise ValueError(
-            f"feature spec {raw!r} must be an object with a name and only the keys {sorted(allowed)}"
-        )
-    return FeatureSpec(**raw)
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "is not a key of the schema format; see docs/own-data.md for the keys"
+        elif error["type"] == "missing":
+            message = "is required"
+        lines.append(f"{path}: {message}")
+    return "dataset schema is not valid:\n" + "\n".join(f"  - {line}" for line in lines)
+
+
+def schema_json_schema() -> dict:
+    """The JSON Schema of a dataset schema file (kept in ``include/schemas/dataset-schema.json``)."""
+    return DatasetSchema.model_json_schema(by_alias=True)
+
+
+def load_schema_file(path: Path) -> DatasetSchema:
+    """The dataset schema in the JSON file ``path``; ``SchemaError`` names the file and what is wrong."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SchemaError(f"dataset schema file {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"dataset schema file {path} is not JSON: {exc}") from None
+    try:
+        return DatasetSchema.from_dict(raw)
+    except SchemaError as exc:
+        raise SchemaError(f"{path}: {exc}") from None
 
 
 def load_schema() -> DatasetSchema:
     """The dataset schema named by ``PIPELINE_SCHEMA``, or the bundled Iris schema."""
-    path = Path(os.environ.get("PIPELINE_SCHEMA") or DEFAULT_SCHEMA_FILE)
-    return DatasetSchema.from_dict(json.loads(path.read_text()))
+    return load_schema_file(Path(os.environ.get("PIPELINE_SCHEMA") or DEFAULT_SCHEMA_FILE))

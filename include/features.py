@@ -18,31 +18,75 @@ from include import layout, storage
 from include.batches import raw_batch_data
 from include.chunks import DEFAULT, Chunking
 from include.config import DatasetSchema
+from include.errors import PermanentError
 
-_PANDAS_DTYPES = {"float": "float64", "int": "int64", "str": "str"}
+SCHEMA_FINGERPRINT_KEY = b"mlpipe.schema_fingerprint"  # Parquet key-value metadata of a feature file
+TRUE_TEXTS = frozenset({"true", "1"})
 
 
 def to_features(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
-    """The schema's columns in schema order, each cast to its declared dtype, the label as text."""
+    """The schema's columns in schema order, each as its declared dtype (missing values kept as
+    missing); the label as text for classification, as a number for regression. Only values the
+    validation stage passed reach here."""
     features = df[schema.columns].reset_index(drop=True)
-    dtypes = {spec.name: _PANDAS_DTYPES[spec.dtype] for spec in schema.features}
-    return features.astype({**dtypes, schema.label: "str"})
+    columns = {spec.name: _typed(features[spec.name], spec.dtype) for spec in schema.features}
+    label = features[schema.label]
+    columns[schema.label] = _as_text(label) if schema.is_classification else label.astype("float64")
+    return pd.DataFrame(columns)
+
+
+def _typed(values: pd.Series, dtype: str) -> pd.Series:
+    if dtype == "float":
+        return values.astype("float64")
+    if dtype == "int":
+        return values.astype("Int64")  # nullable: a missing value stays missing
+    if dtype == "bool":
+        if pd.api.types.is_bool_dtype(values):
+            return values.astype("boolean")
+        return values.astype(str).str.lower().isin(TRUE_TEXTS).astype("boolean").where(values.notna())
+    if dtype == "datetime":
+        return pd.to_datetime(values, utc=True, format="ISO8601")
+    return _as_text(values)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Values as text; whole numbers without their ``.0`` (a code column with a gap lands as floats)."""
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+        values = values.astype("Int64")
+    return values.astype("str")
+
+
+def _with_fingerprint(table: pa.Table, schema: DatasetSchema) -> pa.Table:
+    metadata = {**(table.schema.metadata or {}), SCHEMA_FINGERPRINT_KEY: schema.fingerprint.encode()}
+    return table.replace_schema_metadata(metadata)
+
+
+def feature_schema_fingerprint(root: str, batch_id: str) -> str | None:
+    """The fingerprint of the schema a feature batch was built with (``None``: built before there were
+    fingerprints)."""
+    with storage.open_parquet(layout.feature_batch(root, batch_id)) as parquet:
+        value = (parquet.schema_arrow.metadata or {}).get(SCHEMA_FINGERPRINT_KEY)
+    return value.decode() if value else None
 
 
 def write_features(
-    root: str, batch_id: str, chunks: Iterable[pd.DataFrame], chunking: Chunking = DEFAULT
+    root: str,
+    batch_id: str,
+    chunks: Iterable[pd.DataFrame],
+    schema: DatasetSchema,
+    chunking: Chunking = DEFAULT,
 ) -> dict:
-    """Write one batch's features, given as consecutive ``chunks``, one chunk at a time; the returned
-    hash lets later stages prove which bytes they used.
+    """Write one batch's features, given as consecutive ``chunks``, one chunk at a time, marked with
+    ``schema``'s fingerprint; the returned hash lets later stages prove which bytes they used.
 
     Re-running a batch (a retry or a backfill) rewrites the same content, so overwriting is safe.
     """
     rows, sha256 = storage.write_parquet_chunks(
         layout.feature_batch(root, batch_id),
-        (pa.Table.from_pandas(chunk, preserve_index=False) for chunk in chunks),
+        (_with_fingerprint(pa.Table.from_pandas(chunk, preserve_index=False), schema) for chunk in chunks),
         chunking=chunking,
     )
-    return {"batch_id": batch_id, "rows": rows, "sha256": sha256}
+    return {"batch_id": batch_id, "rows": rows, "sha256": sha256, "schema_fingerprint": schema.fingerprint}
 
 
 def raw_feature_chunks(
@@ -62,7 +106,7 @@ def build_features(
     """Turn each validated raw batch into its features file, streaming; what :func:`write_features`
     says of each."""
     return [
-        write_features(root, batch_id, raw_feature_chunks(root, batch_id, schema, chunking), chunking)
+        write_features(root, batch_id, raw_feature_chunks(root, batch_id, schema, chunking), schema, chunking)
         for batch_id in batch_ids
     ]
 
@@ -94,10 +138,42 @@ def load_features(root: str, batch_ids: list[str] | None = None) -> tuple[pd.Dat
     return pd.concat(frames, ignore_index=True), ids, feature_hash
 
 
-def training_batches(root: str, requested: list[str], window: int) -> list[str]:
-    """The feature batches to train on: the ids ``requested`` by hand, else the newest ``window``."""
+def training_batches(root: str, requested: list[str], window: int, schema: DatasetSchema) -> list[str]:
+    """The feature batches to train on: the ids ``requested`` by hand, else the newest ``window``.
+    Training never mixes schemas: the window holds only the newest batches built with ``schema`` (it
+    stops at the first built with another), and a requested batch of another schema is refused."""
+    fingerprint = schema.fingerprint
     if requested:
-        return sorted(layout.check_id(batch_id, "batch id") for batch_id in set(requested))
+        ids = sorted(layout.check_id(batch_id, "batch id") for batch_id in set(requested))
+        other = [
+            batch_id for batch_id in ids if _fingerprint_if_any(root, batch_id) not in (None, fingerprint)
+        ]
+        if other:
+            raise PermanentError(
+                f"feature batch(es) {', '.join(other)} were built with another schema than the current "
+                f"one ({fingerprint}); training never mixes schemas: run etl on them again (a backfill) "
+                "or leave them out"
+            )
+        return ids
     if window < 1:
-        raise ValueError(f"training_window_batches must be at least 1, got {window}")
-    return list_feature_batches(root)[-window:]
+        raise PermanentError(f"training_window_batches must be at least 1, got {window}")
+    chosen: list[str] = []
+    for batch_id in reversed(list_feature_batches(root)):
+        if len(chosen) == window or feature_schema_fingerprint(root, batch_id) != fingerprint:
+            break
+        chosen.append(batch_id)
+    if not chosen:
+        raise PermanentError(
+            f"no feature batch under {layout.features(root)} was built with the current schema "
+            f"{schema.name!r} ({fingerprint}): the next batch that arrives will be"
+        )
+    return chosen[::-1]
+
+
+def _fingerprint_if_any(root: str, batch_id: str) -> str | None:
+    """A missing batch is reported by :func:`load_features`, which names it."""
+    return (
+        feature_schema_fingerprint(root, batch_id)
+        if storage.exists(layout.feature_batch(root, batch_id))
+        else None
+    )

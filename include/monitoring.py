@@ -1,4 +1,4 @@
-"""Health checks of the production model: integrity, data freshness, drift and live accuracy.
+"""Health checks of the production model: integrity, data freshness, drift and live quality.
 
 Every check returns a result instead of raising, so one report names every problem at once.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-from include import batches, drift, features, layout, registry, storage, training
+from include import batches, drift, features, layout, metrics, registry, storage, training
 from include.config import DatasetSchema
 
 
@@ -25,10 +25,11 @@ def health_report(
     *,
     max_batch_age: timedelta,
     drift_threshold: float,
-    min_accuracy: float,
+    threshold: float,
     now: datetime | None = None,
 ) -> dict:
-    """Run every check on the production model; the report says ``healthy`` when all pass.
+    """Run every check on the production model; the report says ``healthy`` when all pass. The quality
+    check scores the metric the model was gated on against ``threshold``, in that metric's direction.
 
     Before the first promotion there is nothing to watch: the report is healthy with no checks.
     """
@@ -49,24 +50,29 @@ def health_report(
         checks.append(CheckResult("newest_batch", False, "no validated batch to check the model against"))
     else:
         current, _, _ = features.load_features(root, newest)
-        stats = drift.feature_drift(registry.load_reference(root, version), current, schema.feature_names)
+        stats = drift.feature_drift(registry.load_reference(root, version), current, schema)
         drifted = drift.drifted_features(stats, drift_threshold)
-        detail = ", ".join(f"{name}={value:.3f}" for name, value in stats.items())
+        # A column's missing-value drift is shown when there is some: most columns never miss a value.
+        shown = {
+            name: value for name, value in stats.items() if value or not name.endswith(drift.MISSING_SUFFIX)
+        }
+        detail = ", ".join(f"{name}={value:.3f}" for name, value in shown.items())
         checks.append(
             CheckResult(
                 "drift",
                 not drifted,
-                f"KS statistic per feature on batch {newest[0]} vs training data (threshold "
+                f"drift statistic per feature on batch {newest[0]} vs training data (threshold "
                 f"{drift_threshold}): {detail}" + (f"; drifted: {', '.join(drifted)}" if drifted else ""),
             )
         )
         if model is not None:
-            accuracy = training.evaluate(model, current, schema)["accuracy"]
+            gate = metrics.metric(registry.version_metadata(root, version)["metric"])
+            value = training.evaluate(model, current, schema)[gate.name]
             checks.append(
                 CheckResult(
-                    "accuracy",
-                    accuracy >= min_accuracy,
-                    f"accuracy {accuracy} on batch {newest[0]} (minimum {min_accuracy})",
+                    "quality",
+                    gate.passes(value, threshold),
+                    f"{gate.verdict(value, threshold)} on batch {newest[0]}",
                 )
             )
     return {

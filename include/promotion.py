@@ -2,8 +2,11 @@
 
 The candidate was scored on its own held-out split when it was trained. The production model (the
 champion) is scored on that same split, so both numbers come from the same rows, and the candidate is
-promoted when ``candidate >= champion - margin`` on the metric the candidate was gated on. A tie
-promotes the candidate: it was trained on newer data.
+promoted when it is no worse than the champion by more than the margin on the metric the candidate was
+gated on, in that metric's direction (``candidate >= champion - margin`` for accuracy,
+``candidate <= champion + margin`` for RMSE). A tie promotes the candidate: it was trained on newer
+data. A champion trained on another dataset schema cannot read the candidate's data: it is replaced
+rather than compared, and the reason says so.
 
 A promotion is confirmed by the serving side or undone (:func:`promote_and_confirm`), so the pointer,
 the ``production_model`` event and the model server name the same model.
@@ -17,6 +20,7 @@ from contextlib import suppress
 from include import layout, registry, storage
 from include.config import DatasetSchema
 from include.layout import check_id
+from include.metrics import metric
 
 
 class ServingError(RuntimeError):
@@ -26,18 +30,37 @@ class ServingError(RuntimeError):
 def decide(candidate: dict, champion: str | None, champion_scores: dict | None, margin: float) -> dict:
     """The decision on ``candidate`` (its registry metadata) against ``champion``'s scores on the
     candidate's held-out data (``None`` before the first promotion)."""
-    metric = candidate["metric"]
-    score = candidate["metrics"][metric]
-    decision = {"version": candidate["version"], "metric": metric, "candidate_score": score}
+    chosen = metric(candidate["metric"])
+    score = candidate["metrics"][chosen.name]
+    decision = {"version": candidate["version"], "metric": chosen.name, "candidate_score": score}
     if champion is None:
         return decision | {"promote": True, "champion": None, "reason": "no model in production yet"}
-    champion_score = champion_scores[metric]
+    champion_score = champion_scores[chosen.name]
+    better = "higher" if chosen.higher_is_better else "lower"
     return decision | {
-        "promote": score >= champion_score - margin,
+        "promote": chosen.at_least_as_good(score, champion_score, margin),
         "champion": champion,
         "champion_score": champion_score,
-        "reason": f"candidate {metric} {score} vs production {champion_score} "
-        f"on the candidate's held-out data (margin {margin})",
+        "reason": f"candidate {chosen.title} {score} vs production {champion_score} "
+        f"on the candidate's held-out data ({better} is better, margin {margin})",
+    }
+
+
+def replaces_other_schema(candidate: dict, champion: str, champion_fingerprint: str | None) -> dict | None:
+    """The decision when the champion was trained on another dataset schema than ``candidate``: it
+    cannot be scored on the candidate's data, so the candidate replaces it. ``None`` when they share
+    the schema and are to be compared."""
+    if champion_fingerprint == candidate["schema_fingerprint"]:
+        return None
+    return {
+        "version": candidate["version"],
+        "metric": candidate["metric"],
+        "candidate_score": candidate["metrics"][candidate["metric"]],
+        "promote": True,
+        "champion": champion,
+        "reason": f"production model {champion} was trained on another dataset schema "
+        f"({champion_fingerprint or 'unrecorded'}, the candidate's is {candidate['schema_fingerprint']}) "
+        "and cannot be scored on the candidate's data, so the candidate replaces it",
     }
 
 
@@ -58,6 +81,9 @@ def compare_with_production(root: str, schema: DatasetSchema, candidate: dict, m
     champion = registry.production_version(root)
     scores = None
     if champion is not None:
+        fingerprint = registry.version_metadata(root, champion).get("schema_fingerprint")
+        if (replaced := replaces_other_schema(candidate, champion, fingerprint)) is not None:
+            return replaced
         from include.training import evaluate  # scikit-learn: only when there is a champion to score
 
         scores = evaluate(

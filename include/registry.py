@@ -22,11 +22,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from include import layout, storage
+from include.errors import PermanentError
 
 if TYPE_CHECKING:
     import pandas as pd
     from sklearn.base import BaseEstimator
 
+    from include.metrics import Metric
     from include.training import TrainingResult
 
 MODEL_FILE = "model.joblib"
@@ -46,20 +48,21 @@ def stage_candidate(
     result: TrainingResult,
     *,
     threshold: float,
-    metric: str,
+    metric: Metric,
     batch_ids: Iterable[str],
     feature_hash: str,
     now: datetime | None = None,
 ) -> dict:
     """Keep a trained candidate under ``models/staging/<version>/`` until the quality bar has decided;
-    return its metadata (the version it will have, its metrics and its model's sha256).
+    return its metadata (the version it will have, its metrics, the verdict on ``metric`` against
+    ``threshold`` in words, its model's sha256 and its schema's fingerprint).
 
     Staging is not registration: nothing lists staged candidates. :func:`register` makes one a version,
     :func:`discard_staged` drops it.
     """
-    if metric not in result.metrics:
-        raise ValueError(
-            f"metric {metric!r} was not computed; available: {', '.join(sorted(result.metrics))}"
+    if metric.name not in result.metrics:
+        raise PermanentError(
+            f"metric {metric.name!r} was not computed; available: {', '.join(sorted(result.metrics))}"
         )
     import joblib
     import numpy as np
@@ -90,14 +93,18 @@ def stage_candidate(
         "test_size": result.test_size,
         "metrics": result.metrics,
         "threshold": threshold,
-        "metric": metric,
+        "metric": metric.name,
+        "higher_is_better": metric.higher_is_better,
+        "verdict": metric.verdict(result.metrics[metric.name], threshold),
         "batch_ids": sorted(batch_ids),
         "feature_hash": feature_hash,
         "model_sha256": model_sha256,
         "schema": result.schema.name,
+        "schema_fingerprint": result.schema.fingerprint,
+        "task": result.schema.task,
         "features": result.schema.feature_names,
         "label": result.schema.label,
-        "classes": list(result.schema.classes),
+        "classes": list(result.schema.classes or ()),
         "rows": {"train": len(result.train), "holdout": len(result.holdout)},
         "libraries": {
             "python": platform.python_version(),
@@ -150,10 +157,13 @@ def candidate_event(metadata: dict) -> dict:
         "params",
         "metrics",
         "metric",
+        "higher_is_better",
         "threshold",
+        "verdict",
         "batch_ids",
         "feature_hash",
         "model_sha256",
+        "schema_fingerprint",
     )
     return {key: metadata[key] for key in keys}
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-MODEL_TYPES = ("random_forest", "logistic_regression", "gradient_boosting")
+MODEL_TYPES = ("random_forest", "linear", "gradient_boosting")
 
 
 class SettingError(ValueError):
@@ -59,16 +59,26 @@ _SETTINGS = (
         dict,
         {
             "random_forest": {"n_estimators": 100, "max_depth": None},
-            "logistic_regression": {"C": 1.0},
-            "gradient_boosting": {"n_estimators": 100, "learning_rate": 0.1},
+            "linear": {},
+            "gradient_boosting": {"max_iter": 100, "learning_rate": 0.1},
         },
-        "JSON: hyperparameters per model type",
+        "JSON: hyperparameters per model type (given to its classifier or regressor, as the schema's "
+        "task says)",
     ),
     Setting(
         "accuracy_threshold",
         float,
         0.8,
-        "minimum held-out metric for a candidate, and minimum live accuracy for `monitor`",
+        "the quality bar: the lowest passing `quality_metric` (the highest, for a metric where lower "
+        "is better, such as `rmse`), for a candidate on held-out data and for `monitor` on new data",
+    ),
+    Setting(
+        "quality_metric",
+        str,
+        "",
+        "metric the quality bar and champion/challenger use: classification `accuracy`, `f1_macro`, "
+        "`balanced_accuracy`, `roc_auc` (two classes); regression `rmse`, `mae`, `r2`; empty: "
+        "`accuracy` or `r2` by the schema's task",
     ),
     Setting("training_window_batches", int, 1, "train on the newest N feature batches"),
     Setting(

@@ -1,10 +1,11 @@
-"""Fail-fast validation of raw batches (quarantine is in ``batches``), one chunk at a time.
+"""Validation of raw batches (quarantine is in ``batches``), one chunk at a time.
 
-A batch is judged by named rules (``empty``, ``required_columns``, ``dtype``, ``nulls``, ``range``,
-``labels``, ``duplicates``). Each failure names its rule and column, how many rows offend and the first
-of them (its value and row number, counted from 0 after the header), so the alert alone tells a person
-what to fix at the source. A rule that cannot judge a column (it is missing, or its values have the
-wrong type) skips it rather than piling up follow-on failures.
+A batch is judged by every rule in ``RULES`` (``required_columns``, ``empty``, ``dtype``, ``nulls``,
+``range``, ``categories``, ``labels``, ``duplicates``), and every rule it breaks is reported. Each
+failure names its rule and column, how many rows offend and the first of them (its value and row
+number, counted from 0 after the header), so the alert alone tells a person what to fix at the source.
+A rule that cannot judge a column (it is missing, or its values have the wrong type) skips it
+rather than piling up follow-on failures.
 
 The batch is read in chunks (``include.chunks``) and every rule keeps only counts and its first example
 between chunks, so the verdict and the messages are the same for any chunk size. The one rule that
@@ -28,7 +29,7 @@ import pandas as pd
 from include import storage
 from include.batches import CheckFailure, quarantine_batch, raw_batch_data
 from include.chunks import DEFAULT, Chunking
-from include.config import DatasetSchema, FeatureSpec
+from include.config import DatasetSchema
 
 EXAMPLE_CHARS = 80  # an example value in a message is cut here: the message goes into e-mails and JSON
 HASH_KEYS = ("mlpipe-rows-key1", "mlpipe-rows-key2")  # keys of the two row hashes' text (16 chars)
@@ -65,22 +66,289 @@ def validate_chunks(
     """Every rule a batch breaks against ``schema``; an empty list means it is valid. The batch has
     ``columns`` and ``rows``; ``chunks()`` yields its rows in order as frames indexed by row number (it
     is called a second time only to show a duplicated row)."""
-    failures = [
-        CheckFailure("required_columns", column, f"required column {column!r} is missing")
-        for column in schema.columns
-        if column not in columns
-    ]
-    if rows == 0:
-        return [CheckFailure("empty", None, "batch has no rows"), *failures]
-    present = [column for column in schema.columns if column in columns]
-    tally = _Tally(schema, present)
     with tempfile.TemporaryDirectory(prefix="validate-") as folder:
-        duplicates = _DuplicateRows(Path(folder), rows)
-        for frame in chunks():
-            tally.add(frame)
-            duplicates.add(frame)
-        duplicated, first = duplicates.count()
-    return [*failures, *tally.failures(), *_duplicates_failure(duplicated, first, chunks)]
+        batch = Batch(schema, columns, rows, chunks, Path(folder))
+        rules = [rule(batch) for rule in RULES]
+        if rows:
+            for frame in chunks():
+                for rule in rules:
+                    rule.add(frame)
+        failures: list[CheckFailure] = []
+        unjudged: set[str] = set()  # columns a rule found mistyped: later rules skip them
+        for rule in rules:
+            found = rule.failures(frozenset(unjudged))
+            failures += found
+            if rule.blocks_later_rules:
+                unjudged |= {failure.column for failure in found if failure.column}
+        return failures
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What every rule knows of the batch before its rows: the schema, its columns, its row count, a
+    way to read its rows again, and a folder for temporary files."""
+
+    schema: DatasetSchema
+    columns: list[str]
+    rows: int
+    chunks: Chunks
+    folder: Path
+
+    def present(self, names: Iterable[str]) -> list[str]:
+        return [name for name in names if name in self.columns]
+
+
+class Rule:
+    """One validation rule, judged a chunk at a time: ``add`` counts what a chunk breaks (keeping only
+    counts and the first example between chunks), ``failures`` reports it once every chunk was added,
+    skipping ``unjudged`` columns that an earlier rule found to hold the wrong type of value. A new
+    rule is a subclass listed in ``RULES``."""
+
+    check: str
+    blocks_later_rules = False
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch, self.schema = batch, batch.schema
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Count what ``frame`` (consecutive rows, indexed by row number) breaks."""
+
+    def failures(self, unjudged: frozenset[str]) -> list[CheckFailure]:
+        raise NotImplementedError
+
+
+class _ColumnRule(Rule):
+    """A rule that counts offending rows per column: ``offending(column, series)`` masks them."""
+
+    def __init__(self, batch: Batch) -> None:
+        super().__init__(batch)
+        self.counts = {column: _Count() for column in self.judged()}
+
+    def judged(self) -> list[str]:
+        """The columns this rule looks at."""
+        return self.batch.present(self.schema.columns)
+
+    def offending(self, column: str, series: pd.Series) -> pd.Series:
+        raise NotImplementedError
+
+    def message(self, column: str, count: _Count) -> str:
+        raise NotImplementedError
+
+    def add(self, frame: pd.DataFrame) -> None:
+        for column, count in self.counts.items():
+            series = frame[column]
+            count.add(series[self.offending(column, series)])
+
+    def failures(self, unjudged: frozenset[str]) -> list[CheckFailure]:
+        return [
+            CheckFailure(self.check, column, self.message(column, count))
+            for column, count in self.counts.items()
+            if count.rows and column not in unjudged
+        ]
+
+
+class RequiredColumns(Rule):
+    check = "required_columns"
+
+    def failures(self, unjudged: frozenset[str]) -> list[CheckFailure]:
+        return [
+            CheckFailure(self.check, column, f"required column {column!r} is missing")
+            for column in self.schema.columns
+            if column not in self.batch.columns
+        ]
+
+
+class Empty(Rule):
+    check = "empty"
+
+    def failures(self, unjudged: frozenset[str]) -> list[CheckFailure]:
+        return [] if self.batch.rows else [CheckFailure(self.check, None, "batch has no rows")]
+
+
+class Dtype(Rule):
+    """Values that do not fit the column's declared type. When a column's storage type is wrong but
+    every value would parse (numbers stored as text, say), all its values count: the batch is still
+    malformed, and the count then says how much of it."""
+
+    check = "dtype"
+    blocks_later_rules = True
+
+    def __init__(self, batch: Batch) -> None:
+        super().__init__(batch)
+        self.types = {column: _TypeCount() for column in batch.present(self.schema.columns)}
+
+    def add(self, frame: pd.DataFrame) -> None:
+        for column, types in self.types.items():
+            series = frame[column]
+            types.dtype = types.dtype or str(series.dtype)
+            unfit, text_for_numbers = _type_mismatch(
+                series, self._expected_dtype(column), self.schema.classes or ()
+            )
+            types.unfit.add(series[unfit])
+            if text_for_numbers:
+                types.text_for_numbers.add(series[series.notna()])
+
+    def _expected_dtype(self, column: str) -> str:
+        if column != self.schema.label:
+            return self.schema.feature(column).dtype
+        return "class" if self.schema.is_classification else "float"
+
+    def failures(self, unjudged: frozenset[str]) -> list[CheckFailure]:
+        failures = []
+        for column, types in self.types.items():
+            found = types.found()
+            if not found.rows:
+                continue
+            expected = self._expected_dtype(column)
+            if expected == "class":
+                expected = f"one of the classes {list(self.schema.classes or ())}"
+            elif column == self.schema.label:
+                expected = "numbers (a regression label)"
+            failures.append(
+                CheckFailure(
+                    self.check,
+                    column,
+                    f"column {column!r} has dtype {types.dtype}, expected {expected}: "
+                    f"{found.rows} row(s) do not fit, e.g. {found.example}",
+                )
+            )
+        return failures
+
+
+class Nulls(_ColumnRule):
+    """More missing values than the column allows (``nullable``, ``max_null_fraction``; the label and
+    a column that says neither allow none)."""
+
+    check = "nulls"
+
+    def offending(self, column: str, series: pd.Series) -> pd.Series:
+        return series.isna()
+
+    def limit(self, column: str) -> float:
+        return 0.0 if column == self.schema.label else self.schema.feature(column).null_limit
+
+    def failures(self, unjudged: frozenset[str]) -> list[CheckFailure]:
+        # Missing values are judged also in a mistyped column: they are missing whatever the type.
+        return [
+            CheckFailure(self.check, column, self.message(column, count))
+            for column, count in self.counts.items()
+            if count.rows > self.limit(column) * self.batch.rows
+        ]
+
+    def message(self, column: str, count: _Count) -> str:
+        limit = self.limit(column)
+        allowed = "none" if limit == 0 else f"at most {limit:.0%}"
+        if column == self.schema.label:
+            allowed = "none: the label may never be missing"
+        return (
+            f"column {column!r} has {count.rows} null value(s) ({count.rows / self.batch.rows:.1%} of "
+            f"{self.batch.rows} rows; the schema allows {allowed}), e.g. at row {count.first_row}"
+        )
+
+
+class Range(_ColumnRule):
+    """Numbers outside a feature's ``min``/``max``, or a regression label outside its range."""
+
+    check = "range"
+
+    def bounds(self, column: str) -> tuple[float | None, float | None]:
+        if column == self.schema.label:
+            return self.schema.label_min, self.schema.label_max
+        spec = self.schema.feature(column)
+        return spec.min, spec.max
+
+    def judged(self) -> list[str]:
+        return [column for column in super().judged() if self.bounds(column) != (None, None)]
+
+    def offending(self, column: str, series: pd.Series) -> pd.Series:
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            return _nothing(series)  # the dtype rule's business
+        low, high = self.bounds(column)
+        return (series < (-np.inf if low is None else low)) | (series > (np.inf if high is None else high))
+
+    def message(self, column: str, count: _Count) -> str:
+        low, high = self.bounds(column)
+        return f"column {column!r} has {count.rows} value(s) outside [{low}, {high}], e.g. {count.example}"
+
+
+class Categories(_ColumnRule):
+    """Values of a ``str`` feature outside its closed set of ``categories``."""
+
+    check = "categories"
+
+    def judged(self) -> list[str]:
+        return self.batch.present(spec.name for spec in self.schema.features if spec.categories)
+
+    def offending(self, column: str, series: pd.Series) -> pd.Series:
+        return series.notna() & ~series.astype(str).isin(self.schema.feature(column).categories)
+
+    def message(self, column: str, count: _Count) -> str:
+        categories = list(self.schema.feature(column).categories or ())
+        return (
+            f"column {column!r} has {count.rows} value(s) outside its categories {categories}, "
+            f"e.g. {count.example}"
+        )
+
+
+class Labels(_ColumnRule):
+    """Text labels that are not one of a classification schema's ``classes`` (other types are judged
+    by the dtype rule alone)."""
+
+    check = "labels"
+
+    def judged(self) -> list[str]:
+        return self.batch.present([self.schema.label]) if self.schema.is_classification else []
+
+    def offending(self, column: str, series: pd.Series) -> pd.Series:
+        if not _is_textual(series):
+            return _nothing(series)
+        return series.notna() & ~series.astype(str).isin(self.schema.classes or ())
+
+    def message(self, column: str, count: _Count) -> str:
+        return (
+            f"column {column!r} has {count.rows} value(s) not in {list(self.schema.classes or ())}, "
+            f"e.g. {count.example}"
+        )
+
+
+class Duplicates(Rule):
+    """Rows equal to an earlier row of the batch (every column, also those the schema ignores)."""
+
+    check = "duplicates"
+
+    def __init__(self, batch: Batch) -> None:
+        super().__init__(batch)
+        self.rows = _DuplicateRows(batch.folder, batch.rows)
+
+    def add(self, frame: pd.DataFrame) -> None:
+        self.rows.add(frame)
+
+    def failures(self, unjudged: frozenset[str]) -> list[CheckFailure]:
+        duplicated, first = self.rows.count()
+        if not duplicated:
+            return []
+        row = next(frame.loc[first] for frame in self.batch.chunks() if first in frame.index)
+        return [
+            CheckFailure(
+                self.check,
+                None,
+                f"batch has {duplicated} fully duplicated row(s), "
+                f"e.g. row {first}: {_bounded(repr(row.to_dict()))}",
+            )
+        ]
+
+
+# Every rule, in the order their failures are reported; dtype first, as later rules skip what it finds.
+RULES: tuple[type[Rule], ...] = (
+    RequiredColumns,
+    Empty,
+    Dtype,
+    Nulls,
+    Range,
+    Categories,
+    Labels,
+    Duplicates,
+)
 
 
 @dataclass
@@ -114,123 +382,38 @@ class _TypeCount:
         return self.unfit if self.unfit.rows else self.text_for_numbers
 
 
-class _Tally:
-    """The row-wise rules (dtype, nulls, range, labels), counted chunk by chunk."""
-
-    def __init__(self, schema: DatasetSchema, present: list[str]) -> None:
-        self.schema, self.present = schema, present
-        self.specs = {spec.name: spec for spec in schema.features}
-        self.types = {column: _TypeCount() for column in present}
-        self.nulls = {column: _Count() for column in present}
-        self.outside = {column: _Count() for column in present if column in self.specs}
-        self.unknown_labels = _Count()
-
-    def add(self, frame: pd.DataFrame) -> None:
-        for column in self.present:
-            series = frame[column]
-            types = self.types[column]
-            types.dtype = types.dtype or str(series.dtype)
-            if column == self.schema.label:
-                types.unfit.add(series[_label_type_mismatch(series, self.schema.classes)])
-                if _is_textual(series):  # other types are judged by the dtype rule alone
-                    unknown = series.notna() & ~series.astype(str).isin(self.schema.classes)
-                    self.unknown_labels.add(series[unknown])
-            else:
-                spec = self.specs[column]
-                unfit, text_for_numbers = _feature_type_mismatch(series, spec)
-                types.unfit.add(series[unfit])
-                if text_for_numbers:
-                    types.text_for_numbers.add(series[series.notna()])
-                if spec.dtype != "str" and pd.api.types.is_numeric_dtype(series):
-                    low = -np.inf if spec.min is None else spec.min
-                    high = np.inf if spec.max is None else spec.max
-                    self.outside[column].add(series[(series < low) | (series > high)])
-            nulls = series.isna()
-            self.nulls[column].add(series[nulls])
-
-    def failures(self) -> list[CheckFailure]:
-        failures, mistyped = [], set()
-        for column in self.present:
-            types = self.types[column]
-            found = types.found()
-            if not found.rows:
-                continue
-            mistyped.add(column)
-            if column == self.schema.label:
-                expected = f"one of the classes {list(self.schema.classes)}"
-            else:
-                expected = self.specs[column].dtype
-            failures.append(
-                CheckFailure(
-                    "dtype",
-                    column,
-                    f"column {column!r} has dtype {types.dtype}, expected {expected}: "
-                    f"{found.rows} row(s) do not fit, e.g. {found.example}",
-                )
-            )
-        for column in self.present:
-            nulls = self.nulls[column]
-            if nulls.rows:
-                failures.append(
-                    CheckFailure(
-                        "nulls",
-                        column,
-                        f"column {column!r} has {nulls.rows} null value(s), e.g. at row {nulls.first_row}",
-                    )
-                )
-        for spec in self.schema.features:
-            if spec.name not in self.present or spec.name in mistyped or spec.dtype == "str":
-                continue
-            if spec.min is None and spec.max is None:
-                continue
-            outside = self.outside[spec.name]
-            if outside.rows:
-                failures.append(
-                    CheckFailure(
-                        "range",
-                        spec.name,
-                        f"column {spec.name!r} has {outside.rows} value(s) outside "
-                        f"[{spec.min}, {spec.max}], e.g. {outside.example}",
-                    )
-                )
-        label = self.schema.label
-        if label in self.present and label not in mistyped and self.unknown_labels.rows:
-            failures.append(
-                CheckFailure(
-                    "labels",
-                    label,
-                    f"column {label!r} has {self.unknown_labels.rows} value(s) not in "
-                    f"{list(self.schema.classes)}, e.g. {self.unknown_labels.example}",
-                )
-            )
-        return failures
+BOOL_TEXTS = frozenset({"true", "false"})
 
 
-def _feature_type_mismatch(series: pd.Series, spec: FeatureSpec) -> tuple[pd.Series, bool]:
-    """A mask of the non-null values that do not fit ``spec.dtype``, and whether the column holds text
-    where numbers are declared.
-
-    When the column's dtype is wrong but every value would parse (numbers stored as text, say), all its
-    values count: the batch is still malformed, and the count then says how much of it.
-    """
+def _type_mismatch(series: pd.Series, dtype: str, classes: tuple[str, ...]) -> tuple[pd.Series, bool]:
+    """A mask of the non-null values that do not fit ``dtype`` (a feature dtype, ``class`` for a
+    classification label with ``classes``), and whether the column holds text where numbers are
+    declared."""
     present = series.notna()
-    if spec.dtype == "str":
-        return (_nothing(series) if _is_textual(series) else present), False
+    if dtype == "str":
+        return _nothing(series), False  # any value reads as text
+    if dtype == "class":
+        # Text labels are judged by the labels rule; other types fail here unless they read as a class.
+        if _is_textual(series):
+            return _nothing(series), False
+        return present & ~series.astype(str).isin(classes), False
+    if dtype == "bool":
+        if pd.api.types.is_bool_dtype(series):
+            return _nothing(series), False
+        return present & ~series.astype(str).str.lower().isin(BOOL_TEXTS), False
+    if dtype == "datetime":
+        if not _is_textual(series) and not pd.api.types.is_datetime64_any_dtype(series):
+            return present, False
+        parsed = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
+        return present & parsed.isna(), False
     if pd.api.types.is_bool_dtype(series):
         return present, False
     numeric = pd.api.types.is_numeric_dtype(series)
     parsed = series if numeric else pd.to_numeric(series, errors="coerce")
     bad = present & parsed.isna()
-    if spec.dtype == "int":
+    if dtype == "int":
         bad |= present & parsed.notna() & (parsed % 1 != 0)
     return bad, not numeric
-
-
-def _label_type_mismatch(series: pd.Series, classes: tuple[str, ...]) -> pd.Series:
-    """Text labels are judged by the ``labels`` rule; other types fail here unless they read as a class."""
-    if _is_textual(series):
-        return _nothing(series)
-    return series.notna() & ~series.astype(str).isin(classes)
 
 
 def _is_textual(series: pd.Series) -> bool:
@@ -307,20 +490,6 @@ def _row_hashes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     salted = {name: values ^ HASH_SALT for name, values in numeric.items()}
     second = pd.util.hash_pandas_object(frame.assign(**salted), index=False, hash_key=HASH_KEYS[1])
     return first.to_numpy(), second.to_numpy()
-
-
-def _duplicates_failure(duplicated: int, first: int, chunks: Chunks) -> list[CheckFailure]:
-    if not duplicated:
-        return []
-    row = next(frame.loc[first] for frame in chunks() if first in frame.index)
-    return [
-        CheckFailure(
-            "duplicates",
-            None,
-            f"batch has {duplicated} fully duplicated row(s), "
-            f"e.g. row {first}: {_bounded(repr(row.to_dict()))}",
-        )
-    ]
 
 
 def _example(values: pd.Series) -> str:

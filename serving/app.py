@@ -3,7 +3,8 @@
     GET  /health    liveness and the version served: {"status", "version", "loaded_at", "error"}
     GET  /version   the served version's metadata (type, sha256, metrics); 503 before the first one
     POST /predict   {"rows": [{feature: value, ...}, ...]} -> {"version", "classes", "predictions",
-                    "probabilities"}; 422 naming the field for a missing, extra or mistyped one
+                    "probabilities"}: classes and their probabilities, or numbers for regression;
+                    422 naming the field for a missing, extra or mistyped one
     POST /reload    load the version models/production.json names now (token required)
     GET  /docs      the OpenAPI documentation (/openapi.json)
 
@@ -29,7 +30,6 @@ from include.config import DatasetSchema, load_schema, storage_root
 from serving.production import LoadedModel, ProductionModel, ReloadError
 from serving.schemas import Health, Prediction, Version, request_model
 
-_DTYPES = {"float": "float64", "int": "int64", "str": "str"}
 # A 422 lists at most this many bad fields; a thousand rows missing one column need not list them all.
 MAX_ERRORS_LISTED = 20
 
@@ -178,18 +178,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loaded = serving()
         names = schema.feature_names
         if not body.rows:
-            return Prediction(
-                version=loaded.version, classes=loaded.classes, predictions=[], probabilities=[]
-            )
-        frame = pd.DataFrame({name: [getattr(row, name) for row in body.rows] for name in names}).astype(
-            {spec.name: _DTYPES[spec.dtype] for spec in schema.features}
-        )
+            classes = list(loaded.classes) if schema.is_classification else None
+            return Prediction(version=loaded.version, classes=classes, predictions=[], probabilities=[])
+        # The model's own first step types each column (include.preprocessing), as in training.
+        frame = pd.DataFrame({name: [getattr(row, name) for row in body.rows] for name in names})
         # One prediction at a time per process: scikit-learn's handling of warning filters is not
         # thread-safe, and FastAPI runs this endpoint on a thread pool; concurrent random-forest
         # predictions left the filters empty and logged a UserWarning per request (bench/serving.py,
         # 23,389 in one run). The model's work holds the GIL for most of its time either way.
         with predicting:
-            if hasattr(loaded.model, "predict_proba"):
+            if not schema.is_classification:
+                predictions, probabilities = [float(p) for p in loaded.model.predict(frame)], None
+            elif hasattr(loaded.model, "predict_proba"):
                 probabilities = loaded.model.predict_proba(frame)
                 predictions = [loaded.classes[i] for i in probabilities.argmax(axis=1)]
                 probabilities = probabilities.tolist()
@@ -197,7 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 predictions, probabilities = [str(p) for p in loaded.model.predict(frame)], None
         return Prediction(
             version=loaded.version,
-            classes=loaded.classes,
+            classes=list(loaded.classes) if schema.is_classification else None,
             predictions=predictions,
             probabilities=probabilities,
         )

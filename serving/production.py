@@ -51,7 +51,8 @@ def load(root: str, version: str) -> LoadedModel:
     """Load ``version`` from the registry, which checks the file's sha256 before unpickling it."""
     model = registry.load_model(root, version)
     metadata = registry.version_metadata(root, version)
-    return LoadedModel(version, model, tuple(str(c) for c in model.classes_), metadata)
+    classes = tuple(str(c) for c in getattr(model, "classes_", ()))  # a regressor has none
+    return LoadedModel(version, model, classes, metadata)
 
 
 class ProductionModel:

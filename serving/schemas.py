@@ -2,20 +2,24 @@
 
 A row has exactly the schema's feature columns, each with its declared type and nothing else, so
 another dataset's schema (``PIPELINE_SCHEMA``) gives another API without a code change. Types are
-strict: ``"5.1"`` is not a float and ``5.0`` is not an int (an int is a float). Each feature's range
-is documented, not enforced: the etl stage guards training data, and an input out of range is drift
-for ``monitor`` to see rather than a request to refuse.
+strict: ``"5.1"`` is not a float and ``5.0`` is not an int (an int is a float); a ``datetime`` is ISO
+8601 text; a ``str`` column with ``categories`` is an enum of them. A column the schema lets miss
+values (``nullable`` or ``max_null_fraction``) is optional and may be ``null``; the model imputes it.
+Each feature's range is documented, not enforced: the etl stage guards training data, and an input out
+of range is drift for ``monitor`` to see rather than a request to refuse. A category the model never
+saw is accepted for open text (the model encodes it as unknown).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
 
 from include.config import DatasetSchema, FeatureSpec
 
-_TYPES: dict[str, type] = {"float": float, "int": int, "str": str}
+_TYPES: dict[str, type] = {"float": float, "int": int, "str": str, "bool": bool, "datetime": datetime}
 
 
 def _feature_field(spec: FeatureSpec) -> tuple[object, object]:
@@ -23,7 +27,14 @@ def _feature_field(spec: FeatureSpec) -> tuple[object, object]:
     expected = " and ".join(bounds)
     description = f"{spec.dtype}" + (f", expected {expected}" if expected else "")
     options = {"allow_inf_nan": False} if spec.dtype == "float" else {}
-    return Annotated[_TYPES[spec.dtype], Strict()], Field(description=description, **options)
+    kind: object = Annotated[_TYPES[spec.dtype], Strict()]
+    if spec.categories:
+        kind = Literal[spec.categories]
+    elif spec.dtype == "datetime":
+        kind = datetime  # ISO 8601 text in JSON, which strict mode would refuse
+    if spec.null_limit > 0:
+        return kind | None, Field(None, description=f"{description}; may be null or left out", **options)
+    return kind, Field(description=description, **options)
 
 
 def request_model(schema: DatasetSchema, max_rows: int) -> type[BaseModel]:
@@ -43,10 +54,15 @@ def request_model(schema: DatasetSchema, max_rows: int) -> type[BaseModel]:
 
 class Prediction(BaseModel):
     version: str = Field(description="The model version that answered.")
-    classes: list[str] = Field(description="The label's classes, in the order of the probabilities.")
-    predictions: list[str] = Field(description="One predicted class per row.")
+    classes: list[str] | None = Field(
+        description="The label's classes, in the order of the probabilities; null for regression."
+    )
+    predictions: list[str] | list[float] = Field(
+        description="One prediction per row: a class (classification) or a number (regression)."
+    )
     probabilities: list[list[float]] | None = Field(
-        description="One list per row: the probability of each class; null if the model has none."
+        description="One list per row: the probability of each class; null for regression or a "
+        "classifier without probabilities."
     )
 
 

@@ -21,20 +21,23 @@ def _as_task_ids(task_ids: str | Iterable[str], name: str) -> list[str]:
 
 class ThresholdBranchOperator(BaseBranchOperator):
     """
-    Follow ``pass_task_ids`` when ``metrics[metric_name] >= threshold``, else ``fail_task_ids``.
+    Follow ``pass_task_ids`` when ``metrics[metric_name]`` clears ``threshold`` (``>=`` when higher is
+    better, ``<=`` when lower is, as for an error such as RMSE), else ``fail_task_ids``.
 
     The other direct downstream tasks are skipped, as with any branch operator.
 
     :param metrics: Mapping of metric name to value, usually an upstream task's result: an ``XComArg``
         such as ``train.output["metrics"]`` resolves to the dict itself. (templated)
     :param metric_name: Key in ``metrics`` to compare, e.g. ``"accuracy"``. (templated)
-    :param threshold: Lowest passing value; anything ``float()`` accepts, so
-        ``"{{ var.value.accuracy_threshold }}"`` works. (templated)
+    :param threshold: The bar: the lowest passing value, or the highest when lower is better; anything
+        ``float()`` accepts, so ``"{{ var.value.accuracy_threshold }}"`` works. (templated)
+    :param higher_is_better: Whether a higher metric is better (accuracy, R²) or a lower one (RMSE,
+        MAE); a bool, or an ``XComArg`` resolving to one. (templated)
     :param pass_task_ids: Task id(s) or task group id(s) to follow when the metric passes.
     :param fail_task_ids: Task id(s) or task group id(s) to follow when it does not.
     """
 
-    template_fields: Sequence[str] = ("metrics", "metric_name", "threshold")
+    template_fields: Sequence[str] = ("metrics", "metric_name", "threshold", "higher_is_better")
     ui_color = "#e8d9f5"
 
     def __init__(
@@ -43,6 +46,7 @@ class ThresholdBranchOperator(BaseBranchOperator):
         metrics: Mapping[str, Any],
         metric_name: str,
         threshold: float | str,
+        higher_is_better: bool | Any = True,
         pass_task_ids: str | Iterable[str],
         fail_task_ids: str | Iterable[str],
         **kwargs: Any,
@@ -51,6 +55,7 @@ class ThresholdBranchOperator(BaseBranchOperator):
         self.metrics = metrics
         self.metric_name = metric_name
         self.threshold = threshold
+        self.higher_is_better = higher_is_better
         self.pass_task_ids = _as_task_ids(pass_task_ids, "pass_task_ids")
         self.fail_task_ids = _as_task_ids(fail_task_ids, "fail_task_ids")
         if overlap := set(self.pass_task_ids) & set(self.fail_task_ids):
@@ -82,13 +87,19 @@ class ThresholdBranchOperator(BaseBranchOperator):
         if math.isnan(threshold):
             raise ValueError(f"Threshold for metric {self.metric_name!r} is NaN")
 
-        passed = value >= threshold
+        if not isinstance(self.higher_is_better, bool):
+            raise TypeError(f"higher_is_better must be a bool, got {self.higher_is_better!r}")
+        if self.higher_is_better:
+            passed, relation = value >= threshold, (">=" if value >= threshold else "<")
+        else:
+            passed, relation = value <= threshold, ("<=" if value <= threshold else ">")
         self.log.info(
-            "Metric %s = %s %s threshold %s: following %s",
+            "Metric %s = %s %s threshold %s (%s is better): following %s",
             self.metric_name,
             value,
-            ">=" if passed else "<",
+            relation,
             threshold,
+            "higher" if self.higher_is_better else "lower",
             self.pass_task_ids if passed else self.fail_task_ids,
         )
         return self.pass_task_ids if passed else self.fail_task_ids
