@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
@@ -113,6 +113,17 @@ class DatasetSchema(BaseModel):
     features: tuple[FeatureSpec, ...] = Field(
         description="The input columns (at least one); columns the schema does not name are ignored."
     )
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _classes_as_text(cls, value: object) -> object:
+        # Labels are compared as text: a class written 1 is the label "1".
+        if isinstance(value, list | tuple):
+            return [
+                str(item) if isinstance(item, int | float) and not isinstance(item, bool) else item
+                for item in value
+            ]
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetSchema:

@@ -79,8 +79,8 @@ def infer_schema(
 
 def _not_a_column(label: str, columns: list[str]) -> str:
     close = difflib.get_close_matches(label, [str(c) for c in columns], n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"the label {label!r} is not a column of the sample: {hint}pass one of {columns} as the label"
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"the label {label!r} is not a column of the sample{hint}: pass one of {columns} as the label"
 
 
 def _task(values: pd.Series, given: str | None) -> tuple[str, str]:
@@ -203,7 +203,8 @@ def _id_reason(name: str, values: pd.Series, dtype: str) -> str:
 def _range(present: pd.Series, *, integer: bool) -> tuple[tuple[float, float], str]:
     """Bounds around the values seen: widened by ``RANGE_MARGIN`` of the span on each side and rounded
     outwards to a round number, so that the next batch of the same data fits."""
-    low, high = float(present.min()), float(present.max())
+    finite = present[present.abs() != math.inf]  # pandas reads "inf" as a number; it bounds nothing
+    low, high = float(finite.min()), float(finite.max())
     span = high - low
     margin = span * RANGE_MARGIN if span else max(abs(high) * RANGE_MARGIN, 1.0)
     step = 10.0 ** math.floor(math.log10(margin))

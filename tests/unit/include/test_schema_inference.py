@@ -31,7 +31,9 @@ def read(csv: str) -> pd.DataFrame:
 
 def sample(rows: int = 20, **columns: list) -> pd.DataFrame:
     """A CSV of ``columns`` (cycled to ``rows`` rows, "" for a gap) and a two-class label, read back."""
-    frame = pd.DataFrame({name: [values[i % len(values)] for i in range(rows)] for name, values in columns.items()})
+    frame = pd.DataFrame(
+        {name: [values[i % len(values)] for i in range(rows)] for name, values in columns.items()}
+    )
     frame["label"] = ["a", "b"] * (rows // 2)
     return read(frame.to_csv(index=False))
 
@@ -141,7 +143,7 @@ def test_a_value_seen_once_leaves_the_text_open():
 
 def test_many_values_are_a_closed_set_when_few_for_the_rows():
     # 25 values (over 20) in 600 rows (under 5%), one of them seen once.
-    values = [f"v{i:02d}" for i in range(24) for _ in range(25)][:599] + ["v24"]
+    values = [*[f"v{i:02d}" for i in range(24) for _ in range(25)][:599], "v24"]
 
     schema, _ = infer(sample(rows=600, city=values))
 
@@ -236,7 +238,9 @@ def test_the_label_is_never_nullable_and_missing_labels_are_counted():
     ],
 )
 def test_the_task_follows_the_label(labels, task, classes):
-    frame = pd.DataFrame({"x": [i + 0.5 for i in range(42)], "y": [labels[i % len(labels)] for i in range(42)]})
+    frame = pd.DataFrame(
+        {"x": [i + 0.5 for i in range(42)], "y": [labels[i % len(labels)] for i in range(42)]}
+    )
 
     schema, reasons = infer(read(frame.to_csv(index=False)), label="y")
 
