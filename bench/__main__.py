@@ -17,7 +17,7 @@ Sizes come from the environment, so a quick run is one variable away:
     BENCH_SERVING_CLIENTS=1,8,32    concurrent clients per model-server measurement
     BENCH_SERVING_ROWS=1,100        rows per POST /predict
     BENCH_SERVING_WORKERS=1,2       uvicorn workers of the FastAPI server (the old server has none)
-    BENCH_SERVING_MODELS=random_forest,logistic_regression   model types served
+    BENCH_SERVING_MODELS=random_forest,linear   model types served
     BENCH_SERVING_SECONDS=10        measured seconds per server x rows x clients, after 1 s of warm-up
     BENCH_RESULTS_DIR=bench/results
 """
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> None:
             record.env_ints("BENCH_SERVING_CLIENTS", "1,8,32"),
             record.env_ints("BENCH_SERVING_ROWS", "1,100"),
             record.env_ints("BENCH_SERVING_WORKERS", "1,2"),
-            (os.environ.get("BENCH_SERVING_MODELS") or "random_forest,logistic_regression").split(","),
+            (os.environ.get("BENCH_SERVING_MODELS") or "random_forest,linear").split(","),
             seconds=record.env_int("BENCH_SERVING_SECONDS", 10),
         )
         record.append("serving", result)

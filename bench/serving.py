@@ -10,7 +10,7 @@ says why.
 The servers serve a real model: trained by ``include.training`` on the Iris data with the default
 hyperparameters of its type, registered and put in production by ``include.registry`` in a temp
 storage root, as ``train_validate`` and ``deploy`` do. ``random_forest`` (the default type) costs
-milliseconds of CPU per request in scikit-learn alone; ``logistic_regression`` costs little, so what
+milliseconds of CPU per request in scikit-learn alone; ``linear`` costs little, so what
 is left is the server's own cost.
 
 Load: one client process (this one), asyncio with one ``httpx.AsyncClient``, N concurrent clients in a

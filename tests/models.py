@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from include import registry, storage
+from include import metrics, registry, storage
 from include.config import DatasetSchema
 from include.training import train_and_evaluate
 
@@ -16,7 +16,7 @@ def register_model(
     root: str,
     features: pd.DataFrame,
     schema: DatasetSchema,
-    model_type: str = "logistic_regression",
+    model_type: str = "linear",
     params: dict | None = None,
     *,
     threshold: float = 0.8,
@@ -27,7 +27,12 @@ def register_model(
     metadata."""
     result = train_and_evaluate(features, schema, model_type, params or {"C": 2.0})
     staged = registry.stage_candidate(
-        root, result, threshold=threshold, metric=metric, batch_ids=batch_ids, feature_hash="f" * 64
+        root,
+        result,
+        threshold=threshold,
+        metric=metrics.metric(metric),
+        batch_ids=batch_ids,
+        feature_hash="f" * 64,
     )
     return registry.register(root, staged["version"])
 

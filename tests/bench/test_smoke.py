@@ -99,7 +99,7 @@ def test_parse_and_training(results):
 def test_serving_old_and_new_server_answer_and_are_compared(results):
     source, _ = serving.old_server_source()
     figures = serving.run(
-        clients=[1, 2], rows=[1, 3], workers=[1], model_types=["logistic_regression"], seconds=0.3, warmup=0.1
+        clients=[1, 2], rows=[1, 3], workers=[1], model_types=["linear"], seconds=0.3, warmup=0.1
     )
     cells = figures["cells"]
     servers = {"FastAPI, 1 worker"} | ({serving.OLD} if source else set())
@@ -107,7 +107,7 @@ def test_serving_old_and_new_server_answer_and_are_compared(results):
         (s, r, c) for s in servers for r in (1, 3) for c in (1, 2)
     }
     for cell in cells:
-        assert cell["model_type"] == "logistic_regression"
+        assert cell["model_type"] == "linear"
         assert cell["errors"] == 0
         assert cell["requests"] > 0
         assert cell["p99_ms"] >= cell["p50_ms"] > 0

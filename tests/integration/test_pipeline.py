@@ -255,7 +255,7 @@ def test_candidate_not_better_than_production_is_kept_out_then_deployed_and_roll
     first = production(stack)["version"]  # whatever earlier scenarios left in production
     since = datetime.now(UTC)
     trained = stack.rest.trigger(
-        "train_validate", {"model_type": "logistic_regression", "batch_ids": [batch_id]}
+        "train_validate", {"model_type": "linear", "batch_ids": [batch_id]}
     )
     wait_for_run(stack, wait_for, "train_validate", trained["dag_run_id"])
 
@@ -267,7 +267,7 @@ def test_candidate_not_better_than_production_is_kept_out_then_deployed_and_roll
 
     [candidate] = wait_for(candidate_with_its_run, 60, "the deploy run the candidate starts")
     second = candidate["extra"]["version"]
-    assert candidate["extra"]["model_type"] == "logistic_regression"
+    assert candidate["extra"]["model_type"] == "linear"
     [auto_deploy] = candidate["created_dagruns"]
     wait_for_run(stack, wait_for, "deploy", auto_deploy["run_id"])
     assert task_states(stack, "deploy", auto_deploy["run_id"])["kept_out_alert"] == "success"

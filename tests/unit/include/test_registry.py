@@ -17,7 +17,7 @@ BATCHES = ["20261121T161600000000Z-bbbbbbbb", "20261121T161500000000Z-aaaaaaaa"]
 
 @pytest.fixture
 def result(iris, schema) -> TrainingResult:
-    return train_and_evaluate(to_features(iris, schema), schema, "logistic_regression", {"C": 2.0})
+    return train_and_evaluate(to_features(iris, schema), schema, "linear", {"C": 2.0})
 
 
 def stage(root: str, result: TrainingResult, **kw) -> dict:
@@ -43,7 +43,7 @@ def test_a_staged_candidate_becomes_a_complete_version(root, result, tmp_path):
     assert version == layout.check_id(version, "version")
     assert version.endswith("-" + metadata["model_sha256"][:8])
     assert {key: metadata[key] for key in ("model_type", "params", "metric", "threshold", "schema")} == {
-        "model_type": "logistic_regression",
+        "model_type": "linear",
         "params": {"C": 2.0},
         "metric": "accuracy",
         "threshold": 0.8,
@@ -153,7 +153,7 @@ def test_the_production_event_names_the_pointer_the_model_and_the_reason(root, r
 
     assert event == {
         **storage.read_json(layout.production_pointer(root)),
-        "model_type": "logistic_regression",
+        "model_type": "linear",
         "metrics": metadata["metrics"],
         "reason": "no model in production yet",
     }

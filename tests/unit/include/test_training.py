@@ -28,8 +28,8 @@ def test_each_model_type_learns_iris_reproducibly(features, schema, model_type):
 
 
 def test_split_is_stratified_held_out_and_seeded(features, schema):
-    result = train_and_evaluate(features, schema, "logistic_regression", {}, test_size=0.2, seed=7)
-    other_seed = train_and_evaluate(features, schema, "logistic_regression", {}, test_size=0.2, seed=8)
+    result = train_and_evaluate(features, schema, "linear", {}, test_size=0.2, seed=7)
+    other_seed = train_and_evaluate(features, schema, "linear", {}, test_size=0.2, seed=8)
 
     assert len(result.holdout) + len(result.train) == len(features)
     assert result.holdout[schema.label].value_counts().min() >= 9
@@ -47,8 +47,8 @@ def test_params_reach_the_estimator_and_the_seed_its_random_state(features, sche
     assert result.params == {"n_estimators": 7, "max_depth": 2}
 
 
-def test_params_of_logistic_regression_reach_the_classifier_in_the_pipeline(features, schema):
-    result = train_and_evaluate(features, schema, "logistic_regression", {"C": 0.5})
+def test_params_of_linear_reach_the_classifier_in_the_pipeline(features, schema):
+    result = train_and_evaluate(features, schema, "linear", {"C": 0.5})
 
     assert result.model[-1].C == 0.5
 
@@ -77,7 +77,7 @@ def test_f1_macro_is_the_unweighted_mean_of_each_class_f1(features, schema):
 
 
 def test_unknown_model_type_names_the_choices(features, schema):
-    with pytest.raises(ValueError, match=r"'xgboost'.*gradient_boosting, logistic_regression, random_forest"):
+    with pytest.raises(ValueError, match=r"'xgboost'.*gradient_boosting, linear, random_forest"):
         train_and_evaluate(features, schema, "xgboost", {})
 
 
@@ -159,7 +159,7 @@ def test_hyperparameters_follow_the_chosen_model_type():
     ).hyperparameters == {"max_depth": 2}
     assert (
         resolve_config(
-            {**NO_PARAMS, "model_type": "logistic_regression"}, SETTINGS.__getitem__
+            {**NO_PARAMS, "model_type": "linear"}, SETTINGS.__getitem__
         ).hyperparameters
         == {}
     )

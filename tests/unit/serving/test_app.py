@@ -111,7 +111,7 @@ def test_version_describes_the_served_model(serve, register, root):
     answer = serve().get("/version").json()
 
     assert answer["version"] == version
-    assert answer["model_type"] == metadata["model_type"] == "logistic_regression"
+    assert answer["model_type"] == metadata["model_type"] == "linear"
     assert answer["model_sha256"] == metadata["model_sha256"]
     assert answer["metrics"] == metadata["metrics"]
 
