@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m scripts.stack
 
-.PHONY: install browser demo up down publish status logs clean up-celery down-celery env test lint screenshots airflow bench schema
+.PHONY: help install browser demo up down publish status logs clean up-celery down-celery env test lint screenshots airflow bench schema
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed  ## create .venv/ and install the pinned requirements (requirements-dev.txt) into it
 
 $(VENV)/.installed: requirements.txt requirements-s3.txt requirements-dev.txt
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.txt requirements-s3.txt requirements-dev.txt
 # The UI tests drive Debian's Chromium (Playwright's own browser download is not reachable from here).
 CHROMIUM := /usr/bin/chromium
 
-browser: $(CHROMIUM)
+browser: $(CHROMIUM)  ## check the UI tests' Chromium is there (installs Debian's chromium package when root)
 
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -38,23 +38,23 @@ down:  ## stop everything `make up` or `make demo` started
 publish: install  ## publish another batch at the local data source (KIND=bad|shuffled-labels; DROP=1: into .airflow/drop/)
 	$(STACK) publish --kind $(or $(KIND),good) $(if $(DROP),--drop)
 
-status:
+status:  ## which components of the local stack are running
 	$(STACK) status
 
 logs: install  ## the components' last log lines, then follow them (CELERY=1: the Celery stack; COMPONENT=scheduler)
 	$(STACK) logs $(if $(CELERY),--celery) $(if $(COMPONENT),--component $(COMPONENT))
 
-clean: install  ## remove the stopped local stacks' state: .airflow/, data/, .airflow-celery/ and its database
+clean: install  ## remove the stopped stacks' state: first .airflow/ and data/, then .airflow-celery/ and its database
 	$(STACK) clean
 	$(STACK) clean --celery
 
-up-celery: install  ## the production topology natively: PostgreSQL, Redis, Celery worker, Flower
+up-celery: install  ## the production topology natively: PostgreSQL, Redis, Celery worker, Flower (data in .airflow-celery/data/)
 	$(STACK) up --celery
 
-down-celery:
+down-celery:  ## stop everything `make up-celery` started
 	$(STACK) down --celery
 
-env: install  ## write .env for docker compose, with fresh random secrets
+env: install  ## write .env for docker compose, with fresh random secrets (MODEL_SERVER_TOKEN too)
 	$(PY) -m scripts.make_env
 
 schema: install  ## infer a dataset schema from a sample for review: make schema CSV=path LABEL=column [TASK=classification|regression] [OUT=path] [NAME=name] [FORCE=1]
@@ -64,11 +64,11 @@ schema: install  ## infer a dataset schema from a sample for review: make schema
 	fi
 	$(PY) -m scripts.infer_schema --csv "$(CSV)" --label "$(LABEL)" $(if $(TASK),--task "$(TASK)") $(if $(OUT),--out "$(OUT)") $(if $(NAME),--name "$(NAME)") $(if $(FORCE),--force)
 
-lint: install
+lint: install  ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint browser  ## the whole test suite: dags, unit and integration tiers
+test: lint browser  ## lint, then every tier of pytest tests (dags, unit, bench, integration, production, faults): what CI runs
 	$(PY) -m pytest tests
 
 screenshots: install browser  ## the UI tests, saving what the browser saw into docs/ui-*.png
@@ -79,3 +79,6 @@ airflow: install  ## the airflow CLI against the local stack: make airflow ARGS=
 
 bench: install  ## the benchmarks (bench/README in bench/__main__.py); sizes from BENCH_* variables
 	$(PY) -m bench $(BENCH)
+
+help:  ## list every target with what it does
+	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / {printf "make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
