@@ -27,7 +27,7 @@ os.environ.update(
 )
 
 
-TIERS = ("dags", "unit", "bench", "integration", "production", "faults")
+TIERS = ("dags", "unit", "bench", "integration", "own_data", "production", "faults")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

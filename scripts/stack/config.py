@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from include.config import DEFAULT_SCHEMA_FILE, SchemaError, load_schema_file
 from scripts.stack.errors import StackError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +56,7 @@ class StackConfig:
         log_server_ports: tuple[int, int] = (8793, 8794),
         model_server_port: int = 8500,
         storage_root: str | None = None,
+        schema_file: Path | None = None,
     ) -> None:
         self.home = Path(home).resolve()
         self.api_port = api_port
@@ -63,6 +65,9 @@ class StackConfig:
         self.log_server_ports = log_server_ports
         self.model_server_port = model_server_port
         self.storage_root = storage_root or os.environ.get("PIPELINE_STORAGE_ROOT") or str(DEFAULT_DATA)
+        # Resolved here: the components run in the repo, wherever `make up` was started from.
+        chosen = schema_file or os.environ.get("PIPELINE_SCHEMA") or DEFAULT_SCHEMA_FILE
+        self.schema_file = Path(chosen).resolve()
 
     # -- layout -------------------------------------------------------------------------------------
 
@@ -200,6 +205,7 @@ class StackConfig:
             ),
             "MODEL_SERVER_TOKEN": self.model_server_token,
             "PIPELINE_STORAGE_ROOT": self.storage_root,
+            "PIPELINE_SCHEMA": str(self.schema_file),
         }
 
     def components(self) -> dict[str, list[str]]:
@@ -263,6 +269,10 @@ class StackConfig:
     def init(self) -> None:
         """Create the home, its database, the admin login and the Variables that are not set yet
         (idempotent)."""
+        try:  # a schema that cannot be used stops the stack before anything starts, naming the fix
+            load_schema_file(self.schema_file)
+        except SchemaError as exc:
+            raise StackError(str(exc)) from None
         for folder in (self.home, self.source_dir, self.drop_dir, self.mail_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
         private_json(self.passwords_file, lambda: {ADMIN_USER: secrets.token_urlsafe(12)})
