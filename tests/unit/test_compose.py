@@ -126,6 +126,15 @@ def test_airflow_services_share_the_common_definition(compose: dict, services: d
     assert common["user"].endswith(":0"), "the official image runs any uid in group 0"
 
 
+def test_every_airflow_service_and_the_model_server_read_the_same_dataset_schema(
+    services: dict[str, dict],
+) -> None:
+    for name in [*AIRFLOW_SERVICES, "model-server"]:
+        service = services[name]
+        path = service["environment"]["PIPELINE_SCHEMA"]
+        assert mounts(service).get(path) == "./include/schemas/iris.json", name
+
+
 def test_every_airflow_service_mounts_the_data_volume_at_the_storage_root(
     compose: dict, services: dict[str, dict]
 ) -> None:
