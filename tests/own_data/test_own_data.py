@@ -26,7 +26,7 @@ from scripts.stack.launcher import LocalStack
 from tests.integration.chain import body, events_since, mail_with_subject, production, served_version
 
 SAMPLE_ROWS = 600
-BATCH_ROWS = 400
+BATCH_ROWS = 800
 
 
 def inferred_schema(folder: Path, dataset: str) -> Path:
@@ -135,7 +135,7 @@ def test_a_regression_table_replaces_a_model_of_another_schema(
     churn_model = production(stack)["version"]
     watch_drop_folder(stack)
     since = datetime.now(UTC)
-    drop_batch(stack, "deliveries-0001.csv", DATASETS["deliveries"](BATCH_ROWS, seed=2))
+    drop_batch(stack, "deliveries-0001.csv", DATASETS["deliveries"](BATCH_ROWS, seed=3))
 
     event = promoted_after(stack, since, wait_for)
     took = (datetime.fromisoformat(event["timestamp"]) - since).total_seconds()
