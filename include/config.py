@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
@@ -31,6 +31,9 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"  # e-mail bodies (
 Dtype = Literal["float", "int", "str", "bool", "datetime"]
 Task = Literal["classification", "regression"]
 NUMERIC_DTYPES = ("float", "int")
+# How a bool column's values may be written (any case); anything else is not a bool.
+TRUE_TEXTS = frozenset({"true", "1"})
+BOOL_TEXTS = TRUE_TEXTS | {"false", "0"}
 
 
 def storage_root() -> str:
@@ -69,20 +72,34 @@ class FeatureSpec(BaseModel):
         None, ge=0, le=1, description="At most this fraction of a batch's values may be missing."
     )
 
-    @model_validator(mode="after")
-    def _consistent(self) -> FeatureSpec:
-        if (self.min is not None or self.max is not None) and self.dtype not in NUMERIC_DTYPES:
-            raise ValueError("min/max apply to float and int columns only; remove them or set dtype")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} is above max {self.max}; swap them")
-        if self.categories is not None:
-            if self.dtype != "str":
+    # Field validators rather than one model validator: an error then names its key's path
+    # (``features.1.categories``), not only the column's. Fields are validated in declaration order, so
+    # ``info.data`` holds the earlier ones (without those that failed: their own error is reported).
+    @field_validator("min", "max", "categories")
+    @classmethod
+    def _fits_dtype(cls, value: object, info: ValidationInfo) -> object:
+        dtype = info.data.get("dtype")
+        if value is None or dtype is None:
+            return value
+        if info.field_name == "categories":
+            if dtype != "str":
                 raise ValueError('categories apply to str columns only; set "dtype": "str" or remove them')
-            if len(set(self.categories)) != len(self.categories):
+            if len(set(value)) != len(value):
                 raise ValueError("categories repeat a value; list each once")
-        if self.nullable and self.max_null_fraction is not None:
+        elif dtype not in NUMERIC_DTYPES:
+            raise ValueError(
+                f"{info.field_name} applies to float and int columns only; remove it or set dtype"
+            )
+        elif info.field_name == "max" and info.data.get("min") is not None and info.data["min"] > value:
+            raise ValueError(f"min {info.data['min']} is above max {value}; swap them")
+        return value
+
+    @field_validator("max_null_fraction")
+    @classmethod
+    def _one_null_limit(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("nullable"):
             raise ValueError('give either "nullable": true or "max_null_fraction", not both')
-        return self
+        return value
 
     @property
     def null_limit(self) -> float:
@@ -106,7 +123,9 @@ class DatasetSchema(BaseModel):
     )
     label: str = Field(min_length=1, description="The column to predict; it may never be missing.")
     classes: tuple[str, ...] | None = Field(
-        None, description="classification: the label's classes (at least two)."
+        None,
+        validate_default=True,  # so that a classification schema without classes is told so
+        description="classification: the label's classes (at least two).",
     )
     label_min: float | None = Field(None, description="regression: the lowest allowed label value.")
     label_max: float | None = Field(None, description="regression: the highest allowed label value.")
@@ -125,29 +144,44 @@ class DatasetSchema(BaseModel):
             ]
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> DatasetSchema:
-        if not self.features:
-            raise ValueError("features is empty; list at least one input column")
-        if self.task == "classification":
-            if self.classes is None or len(set(self.classes)) < 2:
-                raise ValueError(
-                    'a classification schema needs "classes": at least two distinct label values'
-                )
-            if self.label_min is not None or self.label_max is not None:
-                raise ValueError('label_min/label_max apply to "task": "regression" only; remove them')
-        else:
-            if self.classes is not None:
-                raise ValueError('"classes" apply to "task": "classification" only; remove them')
-            if self.label_min is not None and self.label_max is not None and self.label_min > self.label_max:
-                raise ValueError(f"label_min {self.label_min} is above label_max {self.label_max}; swap them")
-        names = [spec.name for spec in self.features]
+    @field_validator("classes")
+    @classmethod
+    def _classes_fit_task(cls, value: tuple[str, ...] | None, info: ValidationInfo) -> tuple[str, ...] | None:
+        task = info.data.get("task")
+        if task == "classification" and (value is None or len(set(value)) < 2):
+            raise ValueError('a classification schema needs "classes": at least two distinct label values')
+        if task == "regression" and value is not None:
+            raise ValueError('"classes" apply to "task": "classification" only; remove them')
+        return value
+
+    @field_validator("label_min", "label_max")
+    @classmethod
+    def _range_fits_task(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is None:
+            return value
+        if info.data.get("task") == "classification":
+            raise ValueError(f'{info.field_name} applies to "task": "regression" only; remove it')
+        low = info.data.get("label_min")
+        if info.field_name == "label_max" and low is not None and low > value:
+            raise ValueError(f"label_min {low} is above label_max {value}; swap them")
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _distinct_features(
+        cls, value: tuple[FeatureSpec, ...], info: ValidationInfo
+    ) -> tuple[FeatureSpec, ...]:
+        if not value:
+            raise ValueError("is empty; list at least one input column")
+        names = [spec.name for spec in value]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"feature(s) {repeated} are listed more than once; list each column once")
-        if self.label in names:
-            raise ValueError(f"the label {self.label!r} is also listed as a feature; remove it from features")
-        return self
+        if info.data.get("label") in names:
+            raise ValueError(
+                f"the label {info.data['label']!r} is also listed as a feature; remove it from features"
+            )
+        return value
 
     @property
     def feature_names(self) -> list[str]:

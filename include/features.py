@@ -17,11 +17,10 @@ import pyarrow as pa
 from include import layout, storage
 from include.batches import raw_batch_data
 from include.chunks import DEFAULT, Chunking
-from include.config import DatasetSchema
+from include.config import TRUE_TEXTS, DatasetSchema
 from include.errors import PermanentError
 
 SCHEMA_FINGERPRINT_KEY = b"mlpipe.schema_fingerprint"  # Parquet key-value metadata of a feature file
-TRUE_TEXTS = frozenset({"true", "1"})
 
 
 def to_features(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:

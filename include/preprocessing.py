@@ -48,9 +48,9 @@ class TableColumns(BaseEstimator, TransformerMixin):
         for spec in self.schema.features:
             values = frame[spec.name]
             if spec.dtype == "datetime":
-                moments = pd.to_datetime(values, errors="coerce", utc=True)
+                moments = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
                 for part in CALENDAR_PARTS:
-                    attribute = "dayofweek" if part == "weekday" else part
+                    attribute = "day_of_week" if part == "weekday" else part
                     columns[f"{spec.name}_{part}"] = getattr(moments.dt, attribute).astype("float64")
             elif spec.dtype == "str":
                 text = values.astype(object)

@@ -29,7 +29,7 @@ import pandas as pd
 from include import storage
 from include.batches import CheckFailure, quarantine_batch, raw_batch_data
 from include.chunks import DEFAULT, Chunking
-from include.config import DatasetSchema
+from include.config import BOOL_TEXTS, DatasetSchema
 
 EXAMPLE_CHARS = 80  # an example value in a message is cut here: the message goes into e-mails and JSON
 HASH_KEYS = ("mlpipe-rows-key1", "mlpipe-rows-key2")  # keys of the two row hashes' text (16 chars)
@@ -380,9 +380,6 @@ class _TypeCount:
 
     def found(self) -> _Count:
         return self.unfit if self.unfit.rows else self.text_for_numbers
-
-
-BOOL_TEXTS = frozenset({"true", "false"})
 
 
 def _type_mismatch(series: pd.Series, dtype: str, classes: tuple[str, ...]) -> tuple[pd.Series, bool]:

@@ -16,8 +16,8 @@ OLDER = "20261121T161500000000Z-aaaaaaaa"
 NEWER = "20261121T161600000000Z-bbbbbbbb"
 LANDED = datetime(2026, 11, 21, 16, 15, tzinfo=UTC)  # the landed_at the `land` fixture writes
 MAX_AGE = timedelta(hours=24)
-LIMITS = {"max_batch_age": MAX_AGE, "drift_threshold": 0.3, "min_accuracy": 0.8}
-ALL_CHECKS = ["freshness", "integrity", "drift", "accuracy"]
+LIMITS = {"max_batch_age": MAX_AGE, "drift_threshold": 0.3, "threshold": 0.8}
+ALL_CHECKS = ["freshness", "integrity", "drift", "quality"]
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def production(root, register_model) -> str:
 def monitored(production, root, land, iris, schema) -> str:
     """The production model plus one landed batch and its features: healthy an hour after LANDED."""
     land(OLDER, iris)
-    features.write_features(root, OLDER, [to_features(iris, schema)])
+    features.write_features(root, OLDER, [to_features(iris, schema)], schema)
     return production
 
 
@@ -54,7 +54,11 @@ def set_landed_at(root: str, batch_id: str, landed_at: datetime) -> None:
 
 
 def accuracy_in(detail: str) -> float:
-    return float(re.match(r"accuracy ([0-9.]+) on batch ", detail).group(1))
+    return float(
+        re.match(
+            r"accuracy ([0-9.]+) (is better than|reaches|is below) the minimum 0.8 on batch ", detail
+        ).group(1)
+    )
 
 
 def test_nothing_in_production_is_healthy_with_no_checks(root, land, iris, schema, register_model):
@@ -88,11 +92,14 @@ def test_a_healthy_production_model(monitored, root, schema):
     checks = by_name(report)
     assert checks["freshness"]["detail"] == f"newest batch {OLDER} landed 0.1 h ago (maximum 24 h)"
     assert checks["integrity"]["detail"] == f"model.joblib of {monitored} matches its sha256"
-    assert checks["drift"]["detail"].startswith(f"KS statistic per feature on batch {OLDER}")
+    assert checks["drift"]["detail"].startswith(f"drift statistic per feature on batch {OLDER}")
     assert all(f"{name}=" in checks["drift"]["detail"] for name in schema.feature_names)
     assert "drifted" not in checks["drift"]["detail"]
-    assert accuracy_in(checks["accuracy"]["detail"]) >= 0.9
-    assert checks["accuracy"]["detail"].endswith(f"on batch {OLDER} (minimum 0.8)")
+    assert "(missing)" not in checks["drift"]["detail"]  # shown only for a column whose gaps changed
+    assert accuracy_in(checks["quality"]["detail"]) >= 0.9
+    assert re.fullmatch(
+        rf"accuracy [0-9.]+ is better than the minimum 0.8 on batch {OLDER}", checks["quality"]["detail"]
+    )
 
 
 def test_a_stale_newest_batch_fails_freshness(monitored, root, schema):
@@ -141,34 +148,36 @@ def test_a_damaged_model_fails_integrity_and_is_not_scored(monitored, root, sche
 def test_a_drifted_newest_batch_fails_drift_naming_the_feature(monitored, root, iris, schema):
     shifted = to_features(iris, schema)
     shifted["petal_length"] += 5
-    features.write_features(root, NEWER, [shifted])
+    features.write_features(root, NEWER, [shifted], schema)
 
     report = run_checks(root, schema)
 
     assert report["healthy"] is False
     checks = by_name(report)
     # A 5 cm shift also wrecks the predictions, so accuracy (scored on the same batch) fails with drift.
-    assert failed(report) == ["drift", "accuracy"]
+    assert failed(report) == ["drift", "quality"]
     detail = checks["drift"]["detail"]
-    assert detail.startswith(f"KS statistic per feature on batch {NEWER} vs training data (threshold 0.3)")
+    assert detail.startswith(f"drift statistic per feature on batch {NEWER} vs training data (threshold 0.3)")
     assert detail.endswith("; drifted: petal_length")
     assert float(re.search(r"petal_length=([0-9.]+)", detail).group(1)) > 0.9
-    assert checks["accuracy"]["detail"].endswith(f"on batch {NEWER} (minimum 0.8)")
+    assert re.fullmatch(
+        rf"accuracy [0-9.]+ is below the minimum 0.8 on batch {NEWER}", checks["quality"]["detail"]
+    )
 
 
-def test_shuffled_labels_fail_accuracy(monitored, root, iris, schema):
+def test_shuffled_labels_fail_quality(monitored, root, iris, schema):
     shuffled = to_features(iris, schema)
     shuffled["species"] = shuffled["species"].sample(frac=1, random_state=0).to_numpy()
-    features.write_features(root, NEWER, [shuffled])
+    features.write_features(root, NEWER, [shuffled], schema)
 
     report = run_checks(root, schema)
 
     assert report["healthy"] is False
     assert [check["name"] for check in report["checks"]] == ALL_CHECKS
-    assert failed(report) == ["accuracy"]
-    detail = by_name(report)["accuracy"]["detail"]
+    assert failed(report) == ["quality"]
+    detail = by_name(report)["quality"]["detail"]
     assert accuracy_in(detail) < 0.5
-    assert detail.endswith(f"on batch {NEWER} (minimum 0.8)")
+    assert detail.endswith(f"is below the minimum 0.8 on batch {NEWER}")
 
 
 def test_no_feature_batch_fails_newest_batch(production, root, land, iris, schema):
@@ -183,7 +192,7 @@ def test_no_feature_batch_fails_newest_batch(production, root, land, iris, schem
 
 
 def test_no_raw_batch_fails_freshness(production, root, iris, schema):
-    features.write_features(root, OLDER, [to_features(iris, schema)])
+    features.write_features(root, OLDER, [to_features(iris, schema)], schema)
 
     report = run_checks(root, schema)
 

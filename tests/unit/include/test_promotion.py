@@ -51,6 +51,52 @@ def test_the_metric_compared_is_the_one_the_candidate_was_gated_on():
     assert promotion.decide(candidate, CHAMPION, {"accuracy": 0.1, "f1_macro": 0.6}, 0.0)["promote"] is False
 
 
+RMSE_CANDIDATE = {**CANDIDATE, "metric": "rmse", "metrics": {"rmse": 10.0, "mae": 8.0, "r2": 0.5}}
+
+
+@pytest.mark.parametrize(
+    ("champion_rmse", "margin", "promote"),
+    [
+        (10.0, 0.0, True),  # a tie
+        (9.99, 0.0, False),  # the champion's error is lower
+        (12.0, 0.0, True),  # the candidate's error is lower
+        (9.5, 0.5, True),  # a higher error, but within the margin
+        (9.4, 0.5, False),  # higher than the margin allows
+    ],
+    ids=["tie", "slightly-worse", "better", "within-margin", "beyond-margin"],
+)
+def test_a_lower_is_better_metric_promotes_the_lower_error_within_the_margin(champion_rmse, margin, promote):
+    decision = promotion.decide(RMSE_CANDIDATE, CHAMPION, {"rmse": champion_rmse, "r2": 0.0}, margin)
+
+    assert decision["promote"] is promote
+    assert decision["reason"] == (
+        f"candidate RMSE 10.0 vs production {champion_rmse} on the candidate's held-out data "
+        f"(lower is better, margin {margin})"
+    )
+
+
+def test_a_champion_of_another_schema_is_replaced_and_the_reason_says_so():
+    candidate = {**RMSE_CANDIDATE, "schema_fingerprint": "1111111111111111"}
+
+    same = promotion.replaces_other_schema(candidate, CHAMPION, "1111111111111111")
+    other = promotion.replaces_other_schema(candidate, CHAMPION, "2222222222222222")
+    unrecorded = promotion.replaces_other_schema(candidate, CHAMPION, None)
+
+    assert same is None
+    assert other == {
+        "version": candidate["version"],
+        "metric": "rmse",
+        "candidate_score": 10.0,
+        "promote": True,
+        "champion": CHAMPION,
+        "reason": f"production model {CHAMPION} was trained on another dataset schema (2222222222222222, "
+        "the candidate's is 1111111111111111) and cannot be scored on the candidate's data, so the "
+        "candidate replaces it",
+    }
+    assert unrecorded["promote"] is True
+    assert "another dataset schema (unrecorded, " in unrecorded["reason"]
+
+
 def test_a_version_asked_for_by_hand_is_promoted_as_is(root, register_model):
     older, newer = register_model()["version"], register_model()["version"]
     registry.set_production(root, newer)

@@ -7,7 +7,9 @@ import hashlib
 import pytest
 
 from include import layout, registry, storage
+from include.errors import PermanentError
 from include.features import to_features
+from include.metrics import metric
 from include.registry import IntegrityError
 from include.training import TrainingResult, train_and_evaluate
 from tests.snapshots import files
@@ -22,7 +24,7 @@ def result(iris, schema) -> TrainingResult:
 
 def stage(root: str, result: TrainingResult, **kw) -> dict:
     return registry.stage_candidate(
-        root, result, threshold=0.8, metric="accuracy", batch_ids=BATCHES, feature_hash="f" * 64, **kw
+        root, result, threshold=0.8, metric=metric("accuracy"), batch_ids=BATCHES, feature_hash="f" * 64, **kw
     )
 
 
@@ -50,6 +52,12 @@ def test_a_staged_candidate_becomes_a_complete_version(root, result, tmp_path):
         "schema": "iris",
     }
     assert metadata["metrics"] == result.metrics
+    assert {key: metadata[key] for key in ("task", "higher_is_better", "schema_fingerprint")} == {
+        "task": "classification",
+        "higher_is_better": True,
+        "schema_fingerprint": result.schema.fingerprint,
+    }
+    assert metadata["verdict"] == f"accuracy {result.metrics['accuracy']} is better than the minimum 0.8"
     assert metadata["batch_ids"] == sorted(BATCHES)
     assert set(metadata["libraries"]) == {"python", "sklearn", "pandas", "pyarrow", "joblib", "numpy"}
     assert registry.load_holdout(root, version).equals(result.holdout)
@@ -114,9 +122,14 @@ def test_two_trainings_are_two_versions_and_overwrite_nothing(root, result, tmp_
     assert files(tmp_path / "models" / "versions" / first) == before
 
 
-def test_unknown_metric_is_refused_before_anything_is_written(root, result, tmp_path):
-    with pytest.raises(ValueError, match="'auc'"):
-        registry.stage_candidate(root, result, threshold=0.8, metric="auc", batch_ids=[], feature_hash="")
+def test_a_metric_not_computed_is_refused_before_anything_is_written(root, result, tmp_path):
+    # ROC AUC is computed for two classes only; Iris has three.
+    with pytest.raises(
+        PermanentError, match=r"'roc_auc' was not computed; available: accuracy, balanced_accuracy"
+    ):
+        registry.stage_candidate(
+            root, result, threshold=0.8, metric=metric("roc_auc"), batch_ids=[], feature_hash=""
+        )
     assert files(tmp_path) == {}
 
 
@@ -164,7 +177,16 @@ def test_the_candidate_event_carries_what_deploy_decides_on(register_model):
 
     event = registry.candidate_event(metadata)
 
-    assert {"version", "metric", "metrics", "model_sha256", "batch_ids"} <= set(event)
+    assert {
+        "version",
+        "metric",
+        "metrics",
+        "higher_is_better",
+        "verdict",
+        "model_sha256",
+        "schema_fingerprint",
+        "batch_ids",
+    } <= set(event)
     assert all(event[key] == metadata[key] for key in event)
     assert "libraries" not in event
 

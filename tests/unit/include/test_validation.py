@@ -6,7 +6,7 @@ import pytest
 from include import layout, storage, validation
 from include.batches import CheckFailure, list_raw_batches, quarantine_batch, raw_manifest
 from include.chunks import Chunking
-from include.config import DatasetSchema, FeatureSpec
+from include.config import DatasetSchema
 from include.validation import validate_and_quarantine, validate_chunks, validate_raw_batch
 
 BATCH = "20261121T161500000000Z-1a2b3c4d"
@@ -27,6 +27,12 @@ def failures_of(root, land, schema, chunking):
         return validate_raw_batch(root, BATCH, schema, chunking)
 
     return failures_of
+
+
+def toy(*features: dict, **keys) -> DatasetSchema:
+    """A schema of ``features`` with the label ``y``: classes "0" and "1" unless ``keys`` say otherwise."""
+    label = {"classes": ["0", "1"]} if keys.get("task", "classification") == "classification" else {}
+    return DatasetSchema.from_dict({"name": "toy", "label": "y", "features": list(features), **label, **keys})
 
 
 def frame_failures(df: pd.DataFrame, schema: DatasetSchema, rows_per_chunk: int = 0) -> list[CheckFailure]:
@@ -111,18 +117,27 @@ def test_duplicates(failures_of, iris):
         ([1.0, 2.5, 3.0], "int", False),
         ([1, 2, 3], "float", True),
         (["a", "b", "c"], "str", True),
-        ([1, 2, 3], "str", False),
+        ([1, 2, 3], "str", True),  # values are read as text: a code column of numbers is text
+        ([True, False, True], "bool", True),
+        (["true", "False", "TRUE"], "bool", True),
+        (["true", "no", "false"], "bool", False),
+        ([1, 0, 1], "bool", False),
+        ([True, False, True], "float", False),
+        (["2026-11-21", "2026-11-21T16:15:00Z", "2026-11-21T16:15:00+02:00"], "datetime", True),
+        (["2026-11-21", "yesterday", "2026-11-22"], "datetime", False),
+        (["2026-11-21", "2026-13-01", "2026-11-22"], "datetime", False),
+        ([20261121, 20261122, 20261123], "datetime", False),
     ],
 )
 def test_dtype_by_declared_type(values, dtype, valid):
-    schema = DatasetSchema("toy", (FeatureSpec("x", dtype),), "y", ("0", "1"))
+    schema = toy({"name": "x", "dtype": dtype})
     df = pd.DataFrame({"x": values, "y": [0, 1, 1]})
 
     assert (frame_failures(df, schema) == []) is valid
 
 
 def test_numeric_label_is_judged_after_str_conversion():
-    schema = DatasetSchema("toy", (FeatureSpec("x"),), "y", ("0", "1"))
+    schema = toy({"name": "x"})
 
     assert frame_failures(pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]}), schema) == []
     failures = frame_failures(pd.DataFrame({"x": [1.0, 2.0], "y": [0.0, 1.0]}), schema)
@@ -179,7 +194,7 @@ def test_unknown_batch_is_a_clear_error(root, schema):
 def test_numbers_stored_as_text_count_as_the_whole_column_not_chunk_by_chunk(rows_per_chunk):
     """The dtype rule marks every value of a text column declared numeric only when no value anywhere
     fails to parse; a chunk of parseable text before a bad value must not count."""
-    schema = DatasetSchema("toy", (FeatureSpec("x"),), "y", ("0", "1"))
+    schema = toy({"name": "x"})
     labels = ["0", "1", "0", "1"]
 
     one_bad = frame_failures(
@@ -246,3 +261,167 @@ def test_the_two_row_hashes_are_independent_also_for_numbers_only():
     assert (first != second).all()
     assert (first[1], second[1]) == (first[2], second[2]), "-0.0 and 0.0 are the same row"
     assert len(set(first)) == len(set(second)) == 3
+
+
+@pytest.fixture(params=[0, 1, 2, 3], ids=lambda rows: f"{rows or 'one'}-row-chunks")
+def rows_per_chunk(request) -> int:
+    """The rules of format 2 judged on one chunk and across chunk boundaries: the same failures."""
+    return request.param
+
+
+def messages(failures: list[CheckFailure]) -> list[tuple[str, str | None, str]]:
+    return [(f.check, f.column, f.message) for f in failures]
+
+
+def test_categories_outside_a_closed_set(rows_per_chunk):
+    schema = toy({"name": "c", "dtype": "str", "categories": ["red", "blue"], "nullable": True})
+    df = pd.DataFrame({"c": ["red", None, "pink", "blue", "Red"], "y": ["0", "1", "0", "1", "0"]})
+
+    assert messages(frame_failures(df, schema, rows_per_chunk)) == [
+        (
+            "categories",
+            "c",
+            "column 'c' has 2 value(s) outside its categories ['red', 'blue'], e.g. 'pink' (row 2)",
+        )
+    ]
+
+
+def test_nulls_up_to_a_columns_limit_pass_and_above_it_fail(rows_per_chunk):
+    schema = toy({"name": "x", "max_null_fraction": 0.25}, {"name": "free", "nullable": True})
+    at_limit = pd.DataFrame({"x": [1.0, None, 3.0, 4.0], "free": [None] * 4, "y": ["0", "1", "0", "1"]})
+    above = at_limit.assign(x=[1.0, None, None, 4.0])
+
+    assert frame_failures(at_limit, schema, rows_per_chunk) == []
+    assert messages(frame_failures(above, schema, rows_per_chunk)) == [
+        (
+            "nulls",
+            "x",
+            "column 'x' has 2 null value(s) (50.0% of 4 rows; the schema allows at most 25%), e.g. at row 1",
+        )
+    ]
+
+
+def test_the_label_may_never_be_missing_even_when_every_feature_may(rows_per_chunk):
+    schema = toy({"name": "x", "nullable": True})
+    df = pd.DataFrame({"x": [None, None, 3.0], "y": ["0", None, "1"]})
+
+    assert messages(frame_failures(df, schema, rows_per_chunk)) == [
+        (
+            "nulls",
+            "y",
+            "column 'y' has 1 null value(s) (33.3% of 3 rows; the schema allows none: the label may never "
+            "be missing), e.g. at row 1",
+        )
+    ]
+
+
+def test_a_regression_label_outside_its_range(rows_per_chunk):
+    schema = toy({"name": "x"}, task="regression", label_min=0, label_max=100)
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [0.0, 100.0, 100.5, -3.0]})
+
+    assert messages(frame_failures(df, schema, rows_per_chunk)) == [
+        ("range", "y", "column 'y' has 2 value(s) outside [0.0, 100.0], e.g. 100.5 (row 2)")
+    ]
+    open_above = toy({"name": "x"}, task="regression", label_min=0)
+    assert [f.message for f in frame_failures(df, open_above, rows_per_chunk)] == [
+        "column 'y' has 1 value(s) outside [0.0, None], e.g. -3.0 (row 3)"
+    ]
+
+
+def test_a_regression_label_column_of_text_is_the_wrong_kind(rows_per_chunk):
+    schema = toy({"name": "x"}, task="regression")
+    x = [1.0, 2.0, 3.0]
+
+    one_word = frame_failures(pd.DataFrame({"x": x, "y": ["1.5", "cheap", "2"]}), schema, rows_per_chunk)
+    all_text = frame_failures(pd.DataFrame({"x": x, "y": ["1.5", "2.5", "2"]}), schema, rows_per_chunk)
+
+    assert messages(one_word) == [
+        (
+            "dtype",
+            "y",
+            "column 'y' has dtype str, expected numbers (a regression label): 1 row(s) do not fit, "
+            "e.g. 'cheap' (row 1)",
+        )
+    ]
+    assert [f.message for f in all_text] == [
+        "column 'y' has dtype str, expected numbers (a regression label): 3 row(s) do not fit, "
+        "e.g. '1.5' (row 0)"
+    ]
+
+
+def test_every_broken_rule_is_reported_in_the_order_of_rules(rows_per_chunk):
+    schema = toy(
+        {"name": "n", "dtype": "int", "min": 0},
+        {"name": "c", "dtype": "str", "categories": ["a", "b"]},
+        {"name": "when", "dtype": "datetime"},
+        {"name": "gone"},
+    )
+    df = pd.DataFrame(
+        {
+            "n": [1, -5, 3, 3],
+            "c": ["a", "b", "z", "z"],
+            "when": ["2026-01-01", "2026-01-02", "someday", "someday"],
+            "y": ["0", "1", "2", "2"],
+        }
+    )
+
+    failures = frame_failures(df, schema, rows_per_chunk)
+
+    assert [(f.check, f.column) for f in failures] == [
+        ("required_columns", "gone"),
+        ("dtype", "when"),
+        ("range", "n"),
+        ("categories", "c"),
+        ("labels", "y"),
+        ("duplicates", None),
+    ]
+
+
+def test_a_mistyped_column_is_not_judged_again_by_later_rules():
+    schema = toy({"name": "x", "min": 0, "max": 1})
+
+    failures = frame_failures(pd.DataFrame({"x": ["5", "oops"], "y": ["0", "1"]}), schema)
+
+    assert [(f.check, f.column) for f in failures] == [("dtype", "x")]
+
+
+def test_the_verdict_is_the_same_for_every_chunk_size():
+    schema = toy(
+        {"name": "x", "max_null_fraction": 0.1, "max": 10},
+        {"name": "c", "dtype": "str", "categories": ["a", "b"], "nullable": True},
+        {"name": "b", "dtype": "bool"},
+    )
+    rows = 50
+    df = pd.DataFrame(
+        {
+            "x": [None if i % 7 == 3 else float(i % 13) for i in range(rows)],
+            "c": [None if i % 5 == 0 else "abz"[i % 3] for i in range(rows)],
+            "b": ["true" if i % 2 else ("maybe" if i % 17 == 4 else "false") for i in range(rows)],
+            "y": [str(i % 2) for i in range(rows)],
+        }
+    )
+
+    verdicts = {step: messages(frame_failures(df, schema, step)) for step in (0, 1, 3, 7, 16, 49)}
+
+    assert {check for check, _, _ in verdicts[0]} == {"nulls", "range", "categories", "dtype"}
+    assert all(verdict == verdicts[0] for verdict in verdicts.values())
+
+
+def test_rules_are_listed_once_and_every_rule_with_a_check_is_listed():
+    def subclasses(cls: type) -> set[type]:
+        return {sub for direct in cls.__subclasses__() for sub in {direct, *subclasses(direct)}}
+
+    with_a_check = {rule for rule in subclasses(validation.Rule) if "check" in vars(rule)}
+
+    assert len(validation.RULES) == len(set(validation.RULES))
+    assert set(validation.RULES) == with_a_check
+    assert [rule.check for rule in validation.RULES] == [
+        "required_columns",
+        "empty",
+        "dtype",
+        "nulls",
+        "range",
+        "categories",
+        "labels",
+        "duplicates",
+    ]

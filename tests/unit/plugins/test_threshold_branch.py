@@ -75,21 +75,53 @@ def test_template_fields_render():
         metrics={"auc": "{{ params.auc }}"},
         metric_name="{{ params.metric }}",
         threshold="{{ params.threshold }}",
+        higher_is_better=False,  # in a DAG, an XComArg resolving to the metric's direction
     )
-    assert set(op.template_fields) == {"metrics", "metric_name", "threshold"}
+    assert set(op.template_fields) == {"metrics", "metric_name", "threshold", "higher_is_better"}
 
     op.render_template_fields({"params": {"auc": 0.62, "metric": "auc", "threshold": 0.6}})
 
-    assert (op.metrics, op.metric_name, op.threshold) == ({"auc": "0.62"}, "auc", "0.6")
-    assert op.choose_branch({}) == ["register_candidate"]
+    assert (op.metrics, op.metric_name, op.threshold, op.higher_is_better) == (
+        {"auc": "0.62"},
+        "auc",
+        "0.6",
+        False,
+    )
+    assert op.choose_branch({}) == ["alert", "quarantine"]
 
 
 def test_logs_decision(capfd):
     # Airflow 3 task loggers go through structlog to the process's output, not to caplog.
     make(metrics={"accuracy": 0.5}).choose_branch({})
     assert (
-        "Metric accuracy = 0.5 < threshold 0.8: following ['alert', 'quarantine']" in capfd.readouterr().out
+        "Metric accuracy = 0.5 < threshold 0.8 (higher is better): following ['alert', 'quarantine']"
+        in capfd.readouterr().out
     )
+    make(metrics={"rmse": 12.3}, metric_name="rmse", threshold=10, higher_is_better=False).choose_branch({})
+    assert (
+        "Metric rmse = 12.3 > threshold 10.0 (lower is better): following ['alert', 'quarantine']"
+        in capfd.readouterr().out
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (9.5, ["register_candidate"]),
+        (10.0, ["register_candidate"]),
+        (10.01, ["alert", "quarantine"]),
+    ],
+    ids=["below", "exactly-at-threshold", "above"],
+)
+def test_lower_is_better_passes_at_and_below_the_threshold(value, expected):
+    op = make(metrics={"rmse": value}, metric_name="rmse", threshold="10", higher_is_better=False)
+
+    assert op.choose_branch({}) == expected
+
+
+def test_higher_is_better_must_be_a_bool():
+    with pytest.raises(TypeError, match="higher_is_better must be a bool, got 'False'"):
+        make(higher_is_better="False").choose_branch({})
 
 
 BRANCH_DAG = """
