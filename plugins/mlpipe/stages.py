@@ -63,3 +63,20 @@ def alert_quarantined(report: XComArg, *, stage: str) -> None:
         "{{ data.quarantined | map(attribute='batch_id') | join(', ') }}",
         html_content="quarantine_alert.html",
     )
+
+
+def alert_source_recovered(arrival: XComArg) -> None:
+    """Mail ``notification_email`` when ``arrival`` (the source sensor's event) says the source
+    answers again after an outage (``recovered``): the outage's failure mail has its end. Call inside
+    the ``@dag`` function."""
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def source_recovered(arrival: dict) -> bool:
+        return bool(arrival.get("recovered"))
+
+    source_recovered(arrival) >> SmtpAlertOperator(
+        task_id="alert_source_recovered",
+        data=arrival,
+        subject="[ml-pipeline] Source recovered: {{ data.url }}",
+        html_content="source_recovered.html",
+    )
