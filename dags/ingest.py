@@ -24,7 +24,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from mlpipe.assets import raw_batches
 from mlpipe.sensors import NewDataSensor
 from mlpipe.settings import setting
-from mlpipe.stages import alert_quarantined, alert_source_recovered, stage_dag_args
+from mlpipe.stages import alert_quarantined, alert_source_recovered, fail_fast, stage_dag_args
 
 
 @dag(
@@ -80,4 +80,4 @@ def ingest():
     alert_quarantined(report, stage="ingest")
 
 
-ingest()
+fail_fast(ingest())

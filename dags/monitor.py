@@ -18,7 +18,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 from mlpipe.assets import production_model
 from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
-from mlpipe.stages import stage_dag_args
+from mlpipe.stages import fail_fast, stage_dag_args
 
 
 @dag(
@@ -59,4 +59,4 @@ def monitor():
     )
 
 
-monitor()
+fail_fast(monitor())

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from include.layout import ID_PATTERN, InvalidIdError
+from include.layout import ID_PATTERN
 from include.settings import MODEL_TYPES
 from mlpipe.assets import features, model_candidate
 from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
-from mlpipe.stages import no_retry_on, stage_dag_args
+from mlpipe.stages import fail_fast, stage_dag_args
 from mlpipe.threshold_branch import ThresholdBranchOperator
 
 
@@ -53,8 +53,7 @@ def train_validate():
         from include.config import storage_root
         from include.training import resolve_config
 
-        with no_retry_on(InvalidIdError, FileNotFoundError):
-            return train_candidate(storage_root(), resolve_config(params, setting))
+        return train_candidate(storage_root(), resolve_config(params, setting))
 
     @task(outlets=[model_candidate])
     def register(trained: dict, *, outlet_events=None) -> str:
@@ -93,4 +92,4 @@ def train_validate():
     check_threshold >> [register(trained), retrain_alert, discard_rejected(trained)]
 
 
-train_validate()
+fail_fast(train_validate())

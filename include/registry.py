@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from include import layout, storage
+from include.errors import UnusableCandidateError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,7 +38,7 @@ REFERENCE_ROWS = 10_000
 REFERENCE_SEED = 0
 
 
-class IntegrityError(ValueError):
+class IntegrityError(UnusableCandidateError):
     """A model file whose bytes no longer match the hash recorded when it was registered."""
 
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from include.errors import ConfigurationError
+
 MODEL_TYPES = ("random_forest", "logistic_regression", "gradient_boosting")
 
 
-class SettingError(ValueError):
+class SettingError(ConfigurationError):
     """A Variable whose value does not have its setting's type."""
 
 
