@@ -47,6 +47,11 @@ def make_id(at: datetime, sha256: str) -> str:
     return check_id(f"{at:%Y%m%dT%H%M%S%fZ}-{sha256[:8]}", "id")
 
 
+def is_id(value: object) -> bool:
+    """Whether ``value`` is an id of the one strict format."""
+    return isinstance(value, str) and bool(_ID.fullmatch(value))
+
+
 def check_id(value: object, what: str) -> str:
     """``value`` if it is a well-formed id; otherwise ``InvalidIdError`` naming ``what`` and the format."""
     if not isinstance(value, str) or not _ID.fullmatch(value):

@@ -142,6 +142,21 @@ def discard_staged(root: str, version: str) -> None:
     storage.remove_tree(layout.staging(root, version))
 
 
+def discard_older_staged(root: str, version: str) -> list[str]:
+    """Drop every staged candidate older than ``version`` (left by a ``train`` killed before its
+    candidate was registered or discarded; ``train_validate`` runs one at a time, so none of them is
+    still wanted); the versions dropped. Version ids start with their UTC creation time, so they sort
+    by age; a name that is not a version id is left alone."""
+    stale = [
+        name
+        for name in storage.list_names(layout.join(root, "models", "staging"))
+        if layout.is_id(name) and name < version
+    ]
+    for name in stale:
+        discard_staged(root, name)
+    return stale
+
+
 def candidate_event(metadata: dict) -> dict:
     """What the ``model_candidate`` asset event says of a registered version: enough for ``deploy`` to
     decide without reading the registry, and for a person to read in the Assets view."""
