@@ -18,7 +18,7 @@ from include import layout, storage
 from include.batches import raw_batch_data
 from include.chunks import DEFAULT, Chunking
 from include.config import DatasetSchema
-from include.errors import PermanentError
+from include.errors import BadRequestError, ConfigurationError, PermanentError
 
 SCHEMA_FINGERPRINT_KEY = b"mlpipe.schema_fingerprint"  # Parquet key-value metadata of a feature file
 TRUE_TEXTS = frozenset({"true", "1"})
@@ -149,14 +149,14 @@ def training_batches(root: str, requested: list[str], window: int, schema: Datas
             batch_id for batch_id in ids if _fingerprint_if_any(root, batch_id) not in (None, fingerprint)
         ]
         if other:
-            raise PermanentError(
+            raise BadRequestError(
                 f"feature batch(es) {', '.join(other)} were built with another schema than the current "
                 f"one ({fingerprint}); training never mixes schemas: run etl on them again (a backfill) "
                 "or leave them out"
             )
         return ids
     if window < 1:
-        raise PermanentError(f"training_window_batches must be at least 1, got {window}")
+        raise ConfigurationError(f"training_window_batches must be at least 1, got {window}")
     chosen: list[str] = []
     for batch_id in reversed(list_feature_batches(root)):
         if len(chosen) == window or feature_schema_fingerprint(root, batch_id) != fingerprint:

@@ -157,12 +157,7 @@ def test_hyperparameters_follow_the_chosen_model_type():
     assert resolve_config(
         {**NO_PARAMS, "model_type": "gradient_boosting"}, SETTINGS.__getitem__
     ).hyperparameters == {"max_depth": 2}
-    assert (
-        resolve_config(
-            {**NO_PARAMS, "model_type": "linear"}, SETTINGS.__getitem__
-        ).hyperparameters
-        == {}
-    )
+    assert resolve_config({**NO_PARAMS, "model_type": "linear"}, SETTINGS.__getitem__).hyperparameters == {}
 
 
 def test_a_threshold_of_zero_is_a_threshold():
