@@ -145,9 +145,11 @@ def training_batches(root: str, requested: list[str], window: int, schema: Datas
     fingerprint = schema.fingerprint
     if requested:
         ids = sorted(layout.check_id(batch_id, "batch id") for batch_id in set(requested))
-        other = [
-            batch_id for batch_id in ids if _fingerprint_if_any(root, batch_id) not in (None, fingerprint)
-        ]
+        for batch_id in ids:  # a run asked for these by hand: what is wrong with them is a bad request
+            url = layout.feature_batch(root, batch_id)
+            if not storage.exists(url):
+                raise BadRequestError(f"feature batch {batch_id!r} not found: {url} does not exist")
+        other = [batch_id for batch_id in ids if feature_schema_fingerprint(root, batch_id) != fingerprint]
         if other:
             raise BadRequestError(
                 f"feature batch(es) {', '.join(other)} were built with another schema than the current "
@@ -168,12 +170,3 @@ def training_batches(root: str, requested: list[str], window: int, schema: Datas
             f"{schema.name!r} ({fingerprint}): the next batch that arrives will be"
         )
     return chosen[::-1]
-
-
-def _fingerprint_if_any(root: str, batch_id: str) -> str | None:
-    """A missing batch is reported by :func:`load_features`, which names it."""
-    return (
-        feature_schema_fingerprint(root, batch_id)
-        if storage.exists(layout.feature_batch(root, batch_id))
-        else None
-    )
