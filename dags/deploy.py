@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from include.layout import ID_PATTERN, InvalidIdError
+from include.layout import ID_PATTERN
 from mlpipe.assets import model_candidate, production_model
 from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
-from mlpipe.stages import no_retry_on, stage_dag_args
+from mlpipe.stages import fail_fast, stage_dag_args
 
 RELOAD_TIMEOUT_SECONDS = 30  # the longest the pointer can name a model the server has not confirmed
 
@@ -49,8 +49,7 @@ def deploy():
 
         root = storage_root()
         if params["version"]:
-            with no_retry_on(InvalidIdError, FileNotFoundError):
-                decision = promotion.requested(root, params["version"])
+            decision = promotion.requested(root, params["version"])
         else:
             candidate = promotion.newest_candidate(
                 [event.extra for events in triggering_asset_events.values() for event in events]
@@ -95,4 +94,4 @@ def deploy():
     )
 
 
-deploy()
+fail_fast(deploy())

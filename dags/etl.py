@@ -20,9 +20,9 @@ from datetime import timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from include.layout import ID_PATTERN, InvalidIdError
+from include.layout import ID_PATTERN
 from mlpipe.assets import features, raw_batches
-from mlpipe.stages import alert_quarantined, no_retry_on, stage_dag_args
+from mlpipe.stages import alert_quarantined, fail_fast, stage_dag_args
 
 
 @dag(
@@ -62,17 +62,16 @@ def etl():
         from include.validation import validate_and_quarantine
 
         root = storage_root()
-        with no_retry_on(InvalidIdError):
-            batch_ids = select_batches(
-                root,
-                requested=params["batch_ids"],
-                landed_from=params["landed_from"],
-                landed_to=params["landed_to"],
-                announced=[
-                    event.extra for events in (triggering_asset_events or {}).values() for event in events
-                ],
-                interval=(data_interval_start, data_interval_end) if data_interval_start else None,
-            )
+        batch_ids = select_batches(
+            root,
+            requested=params["batch_ids"],
+            landed_from=params["landed_from"],
+            landed_to=params["landed_to"],
+            announced=[
+                event.extra for events in (triggering_asset_events or {}).values() for event in events
+            ],
+            interval=(data_interval_start, data_interval_end) if data_interval_start else None,
+        )
         return validate_and_quarantine(root, batch_ids, load_schema())
 
     @task(outlets=[features])
@@ -98,4 +97,4 @@ def etl():
     alert_quarantined(report, stage="etl")
 
 
-etl()
+fail_fast(etl())

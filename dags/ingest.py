@@ -9,7 +9,9 @@ storage root). `land_batch` reads each new item within the `crawl_*` limits and 
 first, as `raw/batches/<batch_id>.parquet`; `publish_batches` publishes one `raw_batches` event listing
 the batches landed (ids, row counts, sha256s, sources), or none when nothing new landed. Content that
 is not a CSV table is kept in `quarantine/` with a reason and `alert_quarantined` e-mails it; content
-received before is recorded as a duplicate and not landed.
+received before is recorded as a duplicate and not landed. A source failing every poll for
+`source_alert_after_seconds` fails `wait_for_new_data` once per outage (the failure mail names it);
+`alert_source_recovered` mails when it answers again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from mlpipe.assets import raw_batches
 from mlpipe.sensors import NewDataSensor
 from mlpipe.settings import setting
-from mlpipe.stages import alert_quarantined, stage_dag_args
+from mlpipe.stages import alert_quarantined, alert_source_recovered, fail_fast, stage_dag_args
 
 
 @dag(
@@ -72,9 +74,10 @@ def ingest():
         outlet_events[raw_batches].extra = announcement(report["landed"])
         return report["valid"]
 
+    alert_source_recovered(arrival)
     report = land_batch(arrival)
     publish_batches(report)
     alert_quarantined(report, stage="ingest")
 
 
-ingest()
+fail_fast(ingest())

@@ -5,8 +5,9 @@ Runs after every promotion (`production_model`) and hourly. Checks that the prod
 still matches its sha256, that the newest raw batch is fresh (`monitor_max_batch_age_hours`), that the
 newest validated batch has not drifted from the training data (per feature: Kolmogorov-Smirnov for
 numbers, total variation distance for categories, the change in missing values; none above
-`monitor_drift_threshold`), and that the model's quality metric on it clears `accuracy_threshold`. The report is kept under `monitor/`; if any check fails, an e-mail names each
-failed check. Trigger it by hand to check now.
+`monitor_drift_threshold`), and that the model's quality metric on it clears `accuracy_threshold`.
+The report is kept under `monitor/`; if any check fails, an e-mail names each failed check. Trigger it
+by hand to check now.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 from mlpipe.assets import production_model
 from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
-from mlpipe.stages import stage_dag_args
+from mlpipe.stages import fail_fast, stage_dag_args
 
 
 @dag(
@@ -59,4 +60,4 @@ def monitor():
     )
 
 
-monitor()
+fail_fast(monitor())

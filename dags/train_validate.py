@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from include.errors import PermanentError
-from include.layout import ID_PATTERN, InvalidIdError
+from include.layout import ID_PATTERN
 from include.metrics import METRICS
 from include.settings import MODEL_TYPES
 from mlpipe.assets import features, model_candidate
 from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
-from mlpipe.stages import no_retry_on, stage_dag_args
+from mlpipe.stages import fail_fast, stage_dag_args
 from mlpipe.threshold_branch import ThresholdBranchOperator
 
 
@@ -61,8 +60,7 @@ def train_validate():
         from include.config import load_schema, storage_root
         from include.training import resolve_config
 
-        with no_retry_on(InvalidIdError, FileNotFoundError, PermanentError):
-            return train_candidate(storage_root(), resolve_config(params, setting, load_schema().task))
+        return train_candidate(storage_root(), resolve_config(params, setting, load_schema().task))
 
     @task(outlets=[model_candidate])
     def register(trained: dict, *, outlet_events=None) -> str:
@@ -101,4 +99,4 @@ def train_validate():
     check_threshold >> [register(trained), retrain_alert, discard_rejected(trained)]
 
 
-train_validate()
+fail_fast(train_validate())

@@ -18,7 +18,7 @@ from include import layout, storage
 from include.batches import raw_batch_data
 from include.chunks import DEFAULT, Chunking
 from include.config import TRUE_TEXTS, DatasetSchema
-from include.errors import PermanentError
+from include.errors import BadRequestError, ConfigurationError, PermanentError
 
 SCHEMA_FINGERPRINT_KEY = b"mlpipe.schema_fingerprint"  # Parquet key-value metadata of a feature file
 
@@ -144,18 +144,20 @@ def training_batches(root: str, requested: list[str], window: int, schema: Datas
     fingerprint = schema.fingerprint
     if requested:
         ids = sorted(layout.check_id(batch_id, "batch id") for batch_id in set(requested))
-        other = [
-            batch_id for batch_id in ids if _fingerprint_if_any(root, batch_id) not in (None, fingerprint)
-        ]
+        for batch_id in ids:  # a run asked for these by hand: what is wrong with them is a bad request
+            url = layout.feature_batch(root, batch_id)
+            if not storage.exists(url):
+                raise BadRequestError(f"feature batch {batch_id!r} not found: {url} does not exist")
+        other = [batch_id for batch_id in ids if feature_schema_fingerprint(root, batch_id) != fingerprint]
         if other:
-            raise PermanentError(
+            raise BadRequestError(
                 f"feature batch(es) {', '.join(other)} were built with another schema than the current "
                 f"one ({fingerprint}); training never mixes schemas: run etl on them again (a backfill) "
                 "or leave them out"
             )
         return ids
     if window < 1:
-        raise PermanentError(f"training_window_batches must be at least 1, got {window}")
+        raise ConfigurationError(f"training_window_batches must be at least 1, got {window}")
     chosen: list[str] = []
     for batch_id in reversed(list_feature_batches(root)):
         if len(chosen) == window or feature_schema_fingerprint(root, batch_id) != fingerprint:
@@ -167,12 +169,3 @@ def training_batches(root: str, requested: list[str], window: int, schema: Datas
             f"{schema.name!r} ({fingerprint}): the next batch that arrives will be"
         )
     return chosen[::-1]
-
-
-def _fingerprint_if_any(root: str, batch_id: str) -> str | None:
-    """A missing batch is reported by :func:`load_features`, which names it."""
-    return (
-        feature_schema_fingerprint(root, batch_id)
-        if storage.exists(layout.feature_batch(root, batch_id))
-        else None
-    )

@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from include.errors import BadRequestError
+
 # Also a JSON Schema pattern for the DAG params. "(?!\n)": Python's `$` (jsonschema validates with
 # `re.search`) also matches before a trailing newline; JavaScript's (the UI's form) never does.
 ID_PATTERN = r"^[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}$(?!\n)"
@@ -36,13 +38,18 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 REASON_SUFFIX = ".reason.json"
 
 
-class InvalidIdError(ValueError):
+class InvalidIdError(BadRequestError):
     """A batch id or model version that does not have the one allowed format."""
 
 
 def make_id(at: datetime, sha256: str) -> str:
     """The id of something created at ``at`` (UTC) whose content has the hex digest ``sha256``."""
     return check_id(f"{at:%Y%m%dT%H%M%S%fZ}-{sha256[:8]}", "id")
+
+
+def is_id(value: object) -> bool:
+    """Whether ``value`` is an id of the one strict format."""
+    return isinstance(value, str) and bool(_ID.fullmatch(value))
 
 
 def check_id(value: object, what: str) -> str:

@@ -19,6 +19,7 @@ from contextlib import suppress
 
 from include import layout, registry, storage
 from include.config import DatasetSchema
+from include.errors import BadRequestError
 from include.layout import check_id
 from include.metrics import metric
 
@@ -67,7 +68,10 @@ def replaces_other_schema(candidate: dict, champion: str, champion_fingerprint: 
 def requested(root: str, version: str) -> dict:
     """The decision for a version a person asked for by hand: promoted as is (a rollback if older).
     A malformed or unknown version is refused here, before anything is touched."""
-    registry.version_metadata(root, check_id(version, "model version"))
+    try:
+        registry.version_metadata(root, check_id(version, "model version"))
+    except FileNotFoundError as exc:  # asked for by hand: no retry makes it exist
+        raise BadRequestError(f"no model version {version!r} to promote: {exc}") from exc
     return {
         "version": version,
         "promote": True,
@@ -95,7 +99,7 @@ def compare_with_production(root: str, schema: DatasetSchema, candidate: dict, m
 def newest_candidate(events: list[dict]) -> dict:
     """The newest candidate among the ``model_candidate`` events of a run (several may queue up)."""
     if not events:
-        raise ValueError("no model_candidate event triggered this run, and no version was given")
+        raise BadRequestError("no model_candidate event triggered this run, and no version was given")
     return max(events, key=lambda extra: extra["version"])
 
 

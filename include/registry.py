@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from include import layout, storage
-from include.errors import PermanentError
+from include.errors import ConfigurationError, UnusableCandidateError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +39,7 @@ REFERENCE_ROWS = 10_000
 REFERENCE_SEED = 0
 
 
-class IntegrityError(ValueError):
+class IntegrityError(UnusableCandidateError):
     """A model file whose bytes no longer match the hash recorded when it was registered."""
 
 
@@ -61,7 +61,7 @@ def stage_candidate(
     :func:`discard_staged` drops it.
     """
     if metric.name not in result.metrics:
-        raise PermanentError(
+        raise ConfigurationError(
             f"metric {metric.name!r} was not computed; available: {', '.join(sorted(result.metrics))}"
         )
     import joblib
@@ -146,6 +146,21 @@ def register(root: str, version: str) -> dict:
 def discard_staged(root: str, version: str) -> None:
     """Drop a staged candidate (done with it: registered, or below the bar)."""
     storage.remove_tree(layout.staging(root, version))
+
+
+def discard_older_staged(root: str, version: str) -> list[str]:
+    """Drop every staged candidate older than ``version`` (left by a ``train`` killed before its
+    candidate was registered or discarded; ``train_validate`` runs one at a time, so none of them is
+    still wanted); the versions dropped. Version ids start with their UTC creation time, so they sort
+    by age; a name that is not a version id is left alone."""
+    stale = [
+        name
+        for name in storage.list_names(layout.join(root, "models", "staging"))
+        if layout.is_id(name) and name < version
+    ]
+    for name in stale:
+        discard_staged(root, name)
+    return stale
 
 
 def candidate_event(metadata: dict) -> dict:

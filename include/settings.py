@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from include.errors import ConfigurationError
+
 MODEL_TYPES = ("random_forest", "linear", "gradient_boosting")
 
 
-class SettingError(ValueError):
+class SettingError(ConfigurationError):
     """A Variable whose value does not have its setting's type."""
 
 
@@ -99,6 +101,19 @@ _SETTINGS = (
     # what bounds it now is temporary disk (about 2.5x the CSV) and time (README, Configuration).
     Setting("crawl_max_bytes", int, 1_000_000_000, "larger content is neither downloaded nor hashed"),
     Setting("crawl_max_columns", int, 1000, "a CSV whose header has more columns is quarantined unread"),
+    Setting(
+        "source_alert_after_seconds",
+        float,
+        600.0,
+        "a source failing every poll for this long is an outage: ingest fails and mails once, and mails "
+        "again when the source answers",
+    ),
+    Setting(
+        "source_max_backoff_seconds",
+        float,
+        60.0,
+        "failed polls of a source back off, doubling, up to this many seconds apart",
+    ),
     Setting(
         "notification_email",
         str,

@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline
 
 from include import metrics, preprocessing
 from include.config import DatasetSchema
-from include.errors import PermanentError
+from include.errors import ConfigurationError, PermanentError
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def resolve_config(params: Mapping[str, Any], setting: Callable[[str], Any], tas
     try:
         metric = metrics.quality_metric(params.get("metric") or setting("quality_metric"), task)
     except ValueError as exc:
-        raise PermanentError(str(exc)) from None
+        raise ConfigurationError(str(exc)) from None
     return TrainingConfig(
         model_type=model_type,
         hyperparameters=dict(hyperparameters),
@@ -110,21 +110,21 @@ def resolve_config(params: Mapping[str, Any], setting: Callable[[str], Any], tas
 
 def _check_model_type(model_type: str) -> None:
     if model_type not in MODEL_TYPES:
-        raise PermanentError(
+        raise ConfigurationError(
             f"unknown model type {model_type!r}; choose one of: {', '.join(sorted(MODEL_TYPES))}"
         )
 
 
 def build_model(schema: DatasetSchema, model_type: str, params: dict[str, Any], seed: int) -> Pipeline:
     """An unfitted model of ``model_type`` for ``schema``'s task, with ``params`` set on its estimator
-    behind the preprocessing; ``PermanentError`` names a hyperparameter that is not allowed."""
+    behind the preprocessing; ``ConfigurationError`` names a hyperparameter that is not allowed."""
     _check_model_type(model_type)
     kind = MODEL_TYPES[model_type]
     estimator = kind.estimator(schema.task)
     allowed = estimator.get_params(deep=False)
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise PermanentError(
+        raise ConfigurationError(
             f"invalid hyperparameter(s) {', '.join(unknown)} for model type {model_type!r} "
             f"({schema.task}); allowed: {', '.join(sorted(allowed))}"
         )
@@ -151,7 +151,7 @@ def train_and_evaluate(
     try:
         model.fit(train[schema.feature_names], train[schema.label])
     except ValueError as exc:
-        raise PermanentError(f"{model_type} could not be fitted with {params}: {exc}") from exc
+        raise ConfigurationError(f"{model_type} could not be fitted with {params}: {exc}") from exc
     return TrainingResult(
         model=model,
         metrics=evaluate(model, holdout, schema),
@@ -183,7 +183,7 @@ def _split(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split like ``train_test_split`` does, but say in our terms why the data cannot be split."""
     if not 0 < test_size < 1:
-        raise PermanentError(f"test_size must lie strictly between 0 and 1, got {test_size}")
+        raise ConfigurationError(f"test_size must lie strictly between 0 and 1, got {test_size}")
     n_test = math.ceil(test_size * len(df))
     stratify = None
     if schema.is_classification:

@@ -3,7 +3,9 @@
 Run as a program, it prints one line per request (``GET /data.csv 304``) to its log.
 Conditional requests (``If-None-Match``, ``If-Modified-Since``) get ``304 Not Modified`` when the file is
 unchanged, like a well-behaved web server or object store. ``--no-validators`` serves bodies only,
-like a server that keeps no validators, so a crawler must compare content hashes.
+like a server that keeps no validators, so a crawler must compare content hashes. While the directory
+holds a file ``.status`` with an HTTP status in it (``echo 500 > .status``), every request is answered
+with that status instead: an outage drill.
 
     python scripts/data_source.py --port 8000 --directory .airflow/source
 """
@@ -18,6 +20,8 @@ from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+STATUS_FILE = ".status"
 
 
 class DataSource:
@@ -65,6 +69,10 @@ class _Handler(BaseHTTPRequestHandler):
     echo: bool  # print one line per request: "GET /path status"
 
     def do_GET(self) -> None:
+        drill = self.directory / STATUS_FILE
+        if drill.is_file():
+            self.send_error(int(drill.read_text()))
+            return
         path = (self.directory / self.path.lstrip("/").split("?")[0]).resolve()
         if self.directory.resolve() not in path.parents or not path.is_file():
             self.send_error(HTTPStatus.NOT_FOUND)

@@ -30,6 +30,7 @@ class Saboteur:
         self.state_file = stack.config.state_file
         self.sessions = stack_sessions(stack)  # every session a component of this stack ran in
         self.orphaned: list[int] = []  # components (session and group leaders) we killed alone
+        self.last_killed: dict[str, int] = {}  # the pid each component had when it was last killed
 
     def _pids(self) -> dict[str, int]:
         return json.loads(self.state_file.read_text())["pids"]
@@ -55,6 +56,7 @@ class Saboteur:
         env = dict(line.split("=", 1) for line in environ if "=" in line)
         if env.get("AIRFLOW_HOME") != str(self.stack.config.home):  # overwritten by a process title
             env = self.stack.config.env
+        self.last_killed[component] = pid
         if group:
             os.killpg(pid, signal.SIGKILL)
         else:
@@ -64,8 +66,23 @@ class Saboteur:
         return command, cwd, env
 
     def restart(self, component: str, command: list[str], cwd: str, env: dict[str, str]) -> int:
-        """Start ``component`` again the way the launcher did; the stack keeps it and stops it."""
+        """Start ``component`` again the way the launcher did, or, where the stack's keeper runs, wait
+        for it to do so; the stack keeps it and stops it."""
+        if "keeper" in self.stack.supervisor.running():
+            return self.restarted(component)
         pid = self.stack.supervisor.restart(component, command, env=env, cwd=cwd)
+        self.sessions.add(pid)
+        return pid
+
+    def restarted(self, component: str, timeout: float = 60) -> int:
+        """The pid of ``component`` once the stack's keeper has started it again after a kill."""
+        killed = self.last_killed[component]
+        pid = wait_for(
+            lambda: (pid := self.pid(component)) != killed and alive(pid) and pid,
+            timeout,
+            f"the stack to restart {component} on its own",
+            interval=0.1,
+        )
         self.sessions.add(pid)
         return pid
 

@@ -8,10 +8,17 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator, Context
 
+from include import source_health
 from include.config import storage_root
 from include.sources import is_folder
 from mlpipe.settings import setting
 from mlpipe.triggers import NewDataTrigger, NewFilesTrigger
+
+
+class SourceUnavailableError(RuntimeError):
+    """The source failed every poll for longer than the setting ``source_alert_after_seconds``.
+
+    Not an ``AirflowException``: ``soft_fail`` (for a day without data) must not turn it into a skip."""
 
 
 class NewDataSensor(BaseSensorOperator):
@@ -23,6 +30,12 @@ class NewDataSensor(BaseSensorOperator):
     :class:`~mlpipe.triggers.NewFilesTrigger` for a drop folder (any other fsspec URL). Both check the
     ledger under the storage root. It returns the trigger's event, ``{"url", "items"}`` (and
     ``source_changed`` when the ``crawl_url`` Variable changed meanwhile), for the landing task.
+
+    A source that fails every poll for the setting ``source_alert_after_seconds`` is an outage: the
+    sensor records it (``include.source_health``) and fails with :class:`SourceUnavailableError`, naming
+    the source, the last error and since when, so the failure mail goes out. The next runs wait on the
+    source without alerting again; the first that reaches it ends the outage and returns the event with
+    ``recovered`` (the outage), for the "recovered" mail.
 
     :param known_fingerprint: validators last seen at a single URL, for conditional GETs (templated;
         an XComArg resolves to the dict).
@@ -54,14 +67,19 @@ class NewDataSensor(BaseSensorOperator):
         self.max_bytes = max_bytes
 
     def execute(self, context: Context) -> None:
-        url = self.url or setting("crawl_url")
+        url, root = self.url or setting("crawl_url"), storage_root()
         common = {
             "url": url,
-            "storage_root": storage_root(),
+            "storage_root": root,
             "poll_interval": self.poll_interval,
             "max_bytes": self.max_bytes or setting("crawl_max_bytes"),
             "source_variable": None if self.url else "crawl_url",
+            "alert_after": setting("source_alert_after_seconds"),
+            "max_backoff": setting("source_max_backoff_seconds"),
+            "outage": source_health.outage(root, url),
         }
+        if common["outage"]:
+            self.log.warning("%s; waiting for it to answer again", source_health.describe(common["outage"]))
         if is_folder(url):
             trigger = NewFilesTrigger(**common)
         else:
@@ -73,6 +91,14 @@ class NewDataSensor(BaseSensorOperator):
         self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        if failing := event.get("source_failing"):
+            source_health.record_outage(storage_root(), failing)
+            raise SourceUnavailableError(source_health.describe(failing))
+        if recovered := event.get("recovered"):
+            source_health.end_outage(storage_root(), event["url"])
+            self.log.info(
+                "%s answers again; the outage since %s is over", event["url"], recovered.get("since")
+            )
         if moved := event.get("source_changed"):
             self.log.info(
                 "The source changed from %s to %s; nothing to land from the old one", event["url"], moved

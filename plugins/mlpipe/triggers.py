@@ -2,21 +2,30 @@
 
 Both poll asynchronously (HTTP with httpx, listings and the ledger with fsspec in a thread), so a waiting
 sensor holds no worker slot. Both fire with ``{"url", "items": [{"url", "validators", ...}]}``, the items
-still to be received, and keep polling through errors. With ``source_variable`` set, both also fire
-(with no items and ``source_changed``) once that Variable names another source, so a new ``crawl_url``
-takes effect at the next poll instead of when the old source next changes.
+still to be received. With ``source_variable`` set, both also fire (with no items and ``source_changed``)
+once that Variable names another source, so a new ``crawl_url`` takes effect at the next poll instead of
+when the old source next changes.
+
+A poll that raises anything is a failure: logged, counted, and followed by a longer wait
+(``include.source_health.backoff``: doubling up to ``max_backoff``). After ``alert_after`` seconds of
+failures in a row the trigger fires with ``source_failing`` (``{"url", "since", "failures",
+"last_error"}``) and no items, unless ``outage`` says the outage was already reported; then the first
+poll that answers fires with ``recovered`` (the outage) and whatever items it found.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from include import ledger, sources
+from include import ledger, source_health, sources
 from include.settings import SETTINGS
 
 MAX_FILES_PER_EVENT = 100
@@ -33,6 +42,9 @@ class _SourceTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         max_bytes: int = SETTINGS["crawl_max_bytes"].default,
         source_variable: str | None = None,
+        alert_after: float = SETTINGS["source_alert_after_seconds"].default,
+        max_backoff: float = SETTINGS["source_max_backoff_seconds"].default,
+        outage: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.url = url
@@ -40,7 +52,13 @@ class _SourceTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.max_bytes = max_bytes
         self.source_variable = source_variable
+        self.alert_after = alert_after
+        self.max_backoff = max_backoff
+        self.outage = outage
         self.polls = 0
+        self.failures = 0  # failed polls in a row
+        self._failing_since: tuple[float, str] | None = None  # (monotonic, ISO time) of the first
+        self._last_error = ""
 
     def _kwargs(self) -> dict[str, Any]:
         return {
@@ -49,6 +67,9 @@ class _SourceTrigger(BaseTrigger):
             "poll_interval": self.poll_interval,
             "max_bytes": self.max_bytes,
             "source_variable": self.source_variable,
+            "alert_after": self.alert_after,
+            "max_backoff": self.max_backoff,
+            "outage": self.outage,
         }
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -71,6 +92,44 @@ class _SourceTrigger(BaseTrigger):
             return None
         return current if current and current != self.url else None
 
+    def _failed(self, exc: Exception) -> None:
+        """Count and log a failed poll."""
+        self.failures += 1
+        if self._failing_since is None:
+            self._failing_since = (time.monotonic(), _now())
+        expected = isinstance(exc, sources.DownloadError | OSError)
+        self._last_error = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+        wait = source_health.backoff(self.poll_interval, self.failures, self.max_backoff)
+        self.log.log(
+            logging.WARNING if expected else logging.ERROR,
+            "Polling %s failed (%s in a row, since %s): %s; next poll in %.1f s",
+            self.url,
+            self.failures,
+            self._since(),
+            self._last_error,
+            wait,
+            exc_info=not expected,  # an unexpected error shows its traceback
+        )
+
+    def _since(self) -> str | None:
+        if self.outage:
+            return self.outage.get("since")
+        return self._failing_since[1] if self._failing_since else None
+
+    def _failing(self) -> dict[str, Any] | None:
+        """What to report if the source has now failed for ``alert_after`` seconds in a row and no
+        outage was reported yet."""
+        if self.outage or self._failing_since is None:
+            return None
+        if time.monotonic() - self._failing_since[0] < self.alert_after:
+            return None
+        return {
+            "url": self.url,
+            "since": self._since(),
+            "failures": self.failures,
+            "last_error": self._last_error,
+        }
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         self.log.info("Watching %s for data not yet received", self.url)
         while True:
@@ -81,14 +140,32 @@ class _SourceTrigger(BaseTrigger):
             self.polls += 1
             try:
                 items = await self._poll()
-            except (sources.DownloadError, OSError) as exc:
-                self.log.warning("Polling %s failed: %s; polling on", self.url, exc)
-                items = []
+            except Exception as exc:  # anything a poll raises is a failure, never the end of the watch
+                self._failed(exc)
+                if failing := self._failing():
+                    self.log.error("%s; reporting it", source_health.describe(failing))
+                    yield TriggerEvent({"url": self.url, "items": [], "source_failing": failing})
+                    return
+                await asyncio.sleep(
+                    source_health.backoff(self.poll_interval, self.failures, self.max_backoff)
+                )
+                continue
+            if self.failures:
+                self.log.info("%s answers again after %s failed polls", self.url, self.failures)
+                self.failures, self._failing_since = 0, None
+            if self.outage:
+                self.log.info("%s has recovered from the outage reported since %s", self.url, self._since())
+                yield TriggerEvent({"url": self.url, "items": items, "recovered": self.outage})
+                return
             if items:
                 self.log.info("New at %s: %s", self.url, [item["url"] for item in items])
                 yield TriggerEvent({"url": self.url, "items": items})
                 return
             await asyncio.sleep(self.poll_interval)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class NewDataTrigger(_SourceTrigger):

@@ -4,7 +4,7 @@ and the model server.
     python -m scripts.stack up        # start in the background; prints the UI address and login
     python -m scripts.stack publish   # a new batch at the data source (--kind bad|shuffled-labels)
     python -m scripts.stack demo      # up, publish, follow the pipeline reacting, print a summary
-    python -m scripts.stack status
+    python -m scripts.stack status    # each component's state and restarts, and Airflow's health view
     python -m scripts.stack logs      # the components' last log lines, then follow them (--no-follow)
     python -m scripts.stack clean     # remove the state of a stopped stack (home, data/)
     python -m scripts.stack down      # stop everything this stack started
@@ -21,17 +21,20 @@ from __future__ import annotations
 import argparse
 import email
 import email.policy
-import json
 import sys
 import time
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+
+from scripts.stack import keeper
 from scripts.stack.config import ADMIN_USER, CELERY_HOME, EMBEDDED_HOME, CeleryConfig, StackConfig
 from scripts.stack.errors import StackError
 from scripts.stack.housekeeping import clean, show_logs
 from scripts.stack.launcher import LocalStack
+from scripts.stack.supervisor import alive
 
 
 def _print_login(stack: LocalStack) -> None:
@@ -114,6 +117,31 @@ def demo(stack: LocalStack) -> None:
         raise StackError(f"{', '.join(failed)} failed; see the UI or {stack.config.log_dir}")
 
 
+def status_report(stack: LocalStack) -> str:
+    """Each component's state (running, restarting, gave up, stopped), pid and restarts, then Airflow's
+    own view of its components (``GET /api/v2/monitor/health``)."""
+    pids, running = stack.supervisor.pids(), stack.supervisor.running()
+    if not pids:
+        return "not running"
+    kept = keeper.status(stack.config.home)
+    lines = [f"{'component':<15}{'state':<12}{'pid':>8}{'restarts':>10}"]
+    for name, pid in pids.items():
+        state = kept.get(name, {}).get("state", "running") if alive(pid) else "stopped"
+        if name not in running:
+            state = "stopped"
+        lines.append(f"{name:<15}{state:<12}{pid:>8}{kept.get(name, {}).get('restarts', 0):>10}")
+    try:
+        health = stack.health()
+    except (httpx.HTTPError, StackError) as exc:
+        lines.append(f"Airflow health: no answer from {stack.config.api_url} ({exc})")
+        return "\n".join(lines)
+    lines.append("Airflow health (GET /api/v2/monitor/health):")
+    for part, info in health.items():
+        beat = next((value for key, value in (info or {}).items() if key.endswith("heartbeat")), None)
+        lines.append(f"  {part:<15}{(info or {}).get('status')}" + (f"  (heartbeat {beat})" if beat else ""))
+    return "\n".join(lines)
+
+
 def _subject(path: Path) -> str:
     return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)["subject"]
 
@@ -183,8 +211,7 @@ def main() -> None:
         elif args.command == "clean":
             print("\n".join(clean(stack.config, stack.supervisor)))
         elif args.command == "status":
-            running = stack.supervisor.running()
-            print(f"running: {json.dumps(running)}" if running else "not running")
+            print(status_report(stack))
         else:
             demo(stack)
     except StackError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from scripts.publish import publish
+from scripts.stack import keeper
 from scripts.stack.config import ADMIN_USER, REPO, StackConfig
 from scripts.stack.errors import StackError
 from scripts.stack.rest import AirflowRestClient
@@ -31,9 +34,34 @@ class LocalStack:
         try:
             self.supervisor.start(self.config.components(), env=self.config.env, cwd=REPO)
             self._wait_until_ready(timeout)
+            self._start_keeper()
         except BaseException:
             self.stop()
             raise
+
+    def _start_keeper(self) -> None:
+        """Start the keeper (``scripts.stack.keeper``), which restarts a component that exits; it reads
+        the components' commands and environment from a file only this user can read."""
+        spec = self.config.home / keeper.SPEC_FILE
+        spec.touch(mode=0o600)
+        spec.write_text(
+            json.dumps(
+                {
+                    "commands": self.config.components(),
+                    "env": dict(self.config.env),
+                    "cwd": str(REPO),
+                    "state_file": str(self.config.state_file),
+                    "log_dir": str(self.config.log_dir),
+                }
+            )
+        )
+        command = [sys.executable, "-m", "scripts.stack.keeper", str(self.config.home)]
+        self.supervisor.restart(keeper.NAME, command, env=self.config.env, cwd=REPO)
+
+    def health(self) -> dict:
+        """Airflow's own view of its components (``GET /api/v2/monitor/health``: the metadata database,
+        and the scheduler's, triggerer's and dag-processor's heartbeats)."""
+        return self.rest.get("/api/v2/monitor/health")
 
     def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -41,13 +41,14 @@ class Supervisor:
         self.state_file = state_file
         self.log_dir = log_dir
 
-    def _pids(self) -> dict[str, int]:
+    def pids(self) -> dict[str, int]:
+        """The pid last recorded for each component, by name."""
         return json.loads(self.state_file.read_text())["pids"] if self.state_file.exists() else {}
 
     def running(self) -> dict[str, int]:
         """Components started here whose process is still alive, by name."""
         alive = {}
-        for name, pid in self._pids().items():
+        for name, pid in self.pids().items():
             with suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, 0)
                 alive[name] = pid
@@ -103,8 +104,12 @@ class Supervisor:
         the scheduler's group ran on after ``stop()`` returned. It stays in the scheduler's session."""
         if not self.state_file.exists():
             return []
-        pids = self._pids()
+        pids = self.pids()
         sessions = set(pids.values())  # each component leads a session of its own
+        if keeper := pids.get("keeper"):  # first, so that it restarts nothing that is being stopped
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(keeper, signal.SIGTERM)
+            _wait_until_gone({keeper}, grace)
         for pid in pids.values():
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
@@ -115,6 +120,16 @@ class Supervisor:
         _wait_until_gone(sessions, KILLED_GRACE)
         self.state_file.unlink()
         return sorted(pids)
+
+
+def alive(pid: int | None) -> bool:
+    """Whether ``pid`` runs (a zombie does not: it has exited, and waits for its parent to notice)."""
+    if pid is None:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _members(sessions: set[int]) -> list[int]:

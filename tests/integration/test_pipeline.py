@@ -254,9 +254,7 @@ def test_candidate_not_better_than_production_is_kept_out_then_deployed_and_roll
     wait_until_idle(stack, wait_for)
     first = production(stack)["version"]  # whatever earlier scenarios left in production
     since = datetime.now(UTC)
-    trained = stack.rest.trigger(
-        "train_validate", {"model_type": "linear", "batch_ids": [batch_id]}
-    )
+    trained = stack.rest.trigger("train_validate", {"model_type": "linear", "batch_ids": [batch_id]})
     wait_for_run(stack, wait_for, "train_validate", trained["dag_run_id"])
 
     def candidate_with_its_run() -> list[dict]:

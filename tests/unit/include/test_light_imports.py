@@ -14,7 +14,14 @@ HEAVY = {"pandas", "numpy", "pyarrow", "sklearn", "joblib", "scipy"}
 
 @pytest.mark.parametrize(
     "module",
-    ["include.layout", "include.settings", "include.storage", "include.registry", "include.promotion"],
+    [
+        "include.layout",
+        "include.settings",
+        "include.storage",
+        "include.registry",
+        "include.promotion",
+        "include.source_health",
+    ],
 )
 def test_importing_loads_no_data_library(module):
     loaded = subprocess.run(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from include import layout, promotion, registry, storage
+from include.errors import BadRequestError
 from include.registry import IntegrityError
 
 CANDIDATE = {
@@ -115,7 +116,7 @@ def test_a_hostile_version_is_refused(root, version):
 
 
 def test_an_unknown_version_is_refused_before_anything_is_touched(root, tmp_path):
-    with pytest.raises(FileNotFoundError, match=f"model version '{CHAMPION}' not found"):
+    with pytest.raises(BadRequestError, match=f"model version '{CHAMPION}' not found"):
         promotion.requested(root, CHAMPION)
     assert list(tmp_path.iterdir()) == []
 

@@ -142,6 +142,17 @@ def test_discard_removes_only_its_own_candidate_and_is_idempotent(root, result, 
     assert [p.name for p in (tmp_path / "models" / "staging").iterdir()] == [kept]
 
 
+def test_the_next_training_drops_only_the_staged_candidates_older_than_its_own(root, result, tmp_path):
+    left_behind = [stage(root, result)["version"], stage(root, result)["version"]]
+    running = stage(root, result)["version"]
+    (tmp_path / "models" / "staging" / "notes").mkdir()  # not a candidate: left alone
+
+    assert registry.discard_older_staged(root, running) == left_behind
+
+    assert sorted(p.name for p in (tmp_path / "models" / "staging").iterdir()) == sorted([running, "notes"])
+    assert registry.discard_older_staged(root, running) == []
+
+
 def test_set_production_and_roll_back(root, register_model, tmp_path):
     old, new = register_model()["version"], register_model()["version"]
     assert registry.production_version(root) is None

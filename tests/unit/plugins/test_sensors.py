@@ -67,3 +67,46 @@ def test_fires_with_the_files_of_a_drop_folder(run_sensor, tmp_path: Path):
 
     assert event["url"] == drop.as_uri() + "/"
     assert sorted(Path(item["url"]).name for item in event["items"]) == ["a.csv", "b.csv"]
+
+
+def test_an_outage_fails_the_sensor_once_and_the_next_answer_ends_it(load_dag, monkeypatch, tmp_path: Path):
+    from include import source_health
+    from tests.http_servers import serving
+
+    root = tmp_path / "data"
+    monkeypatch.setenv("PIPELINE_STORAGE_ROOT", str(root))
+    monkeypatch.setenv("SENSOR_TEST_REPORT", str(tmp_path / "event.json"))
+    monkeypatch.setenv("AIRFLOW_VAR_SOURCE_ALERT_AFTER_SECONDS", "0.5")
+    monkeypatch.setenv("AIRFLOW_VAR_SOURCE_MAX_BACKOFF_SECONDS", "0.2")
+    dag = load_dag("sensor_test", SENSOR_DAG)
+    status = [500]
+
+    def respond(handler) -> None:
+        if status[0] != 200:
+            handler.send_error(status[0])
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(CONTENT)))
+        handler.end_headers()
+        handler.wfile.write(CONTENT)
+
+    with serving(respond) as server:
+        monkeypatch.setenv("AIRFLOW_VAR_CRAWL_URL", server.url)
+        failed = dag.test()
+        [sensor] = [ti for ti in failed.get_task_instances() if ti.task_id == "wait_for_new_data"]
+        outage = source_health.outage(str(root), server.url)
+        status[0] = 200
+        recovered = dag.test()
+
+    assert sensor.state == "failed"
+    assert outage["url"] == server.url
+    assert "HTTP 500" in outage["last_error"]
+    assert outage["since"] <= outage["alerted_at"]
+    assert {ti.task_id: ti.state for ti in recovered.get_task_instances()} == {
+        "wait_for_new_data": "success",
+        "report": "success",
+    }
+    event = json.loads((tmp_path / "event.json").read_text())
+    assert event["recovered"]["since"] == outage["since"]
+    assert event["items"][0]["sha256"] == hashlib.sha256(CONTENT).hexdigest()
+    assert source_health.outage(str(root), server.url) is None, "the answer ends the outage"

@@ -9,6 +9,7 @@ import hashlib
 import itertools
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -96,6 +97,9 @@ def test_serialize_round_trip():
         request_timeout=3,
         max_bytes=1000,
         source_variable="crawl_url",
+        alert_after=120,
+        max_backoff=30,
+        outage={"url": "http://example.invalid/x.csv", "since": "2026-01-01T00:00:00+00:00"},
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "mlpipe.triggers.NewDataTrigger"
@@ -103,6 +107,8 @@ def test_serialize_round_trip():
     assert rebuilt.serialize() == (classpath, kwargs)
     assert kwargs["request_timeout"] == 3
     assert kwargs["source_variable"] == "crawl_url"
+    assert (kwargs["alert_after"], kwargs["max_backoff"]) == (120, 30)
+    assert kwargs["outage"]["since"] == "2026-01-01T00:00:00+00:00"
 
 
 def test_fires_on_first_content(source):
@@ -197,6 +203,90 @@ def test_redirect_to_another_host_is_refused_and_polling_goes_on():
 
     assert len(server.requests) >= 3, "polling goes on"
     assert elsewhere.requests == [], "the redirect must not be followed"
+
+
+# --- a source that keeps failing ------------------------------------------------------------------
+
+
+def always(status: int) -> Callable[[BaseHTTPRequestHandler], None]:
+    return lambda handler: handler.send_error(status)
+
+
+def test_a_source_failing_for_alert_after_seconds_fires_once_with_what_failed():
+    with serving(always(500), name="data.csv") as server:
+        trigger = NewDataTrigger(url=server.url, alert_after=0.3, **{**FAST, "poll_interval": 0.02})
+        event = first_event(trigger)
+
+    failing = event.payload["source_failing"]
+    assert event.payload["items"] == []
+    assert failing["url"] == server.url
+    assert "HTTP 500" in failing["last_error"]
+    assert failing["failures"] == trigger.failures == len(server.requests) >= 2
+    assert datetime.fromisoformat(failing["since"]) <= datetime.now(UTC)
+
+
+def test_failed_polls_back_off_up_to_the_cap():
+    # Without backoff 0.02 s apart: ~75 polls in 1.5 s. Doubling from 0.02 s up to 0.32 s: 0.04, 0.08,
+    # 0.16, then 0.32 s apart, 8 polls (a slow poll only makes fewer).
+    with serving(always(503), name="data.csv") as server:
+        trigger = NewDataTrigger(
+            url=server.url, alert_after=1.5, max_backoff=0.32, **{**FAST, "poll_interval": 0.02}
+        )
+        event = first_event(trigger)
+
+    assert "source_failing" in event.payload
+    assert 4 <= len(server.requests) <= 9, server.requests
+
+
+def test_an_unexpected_error_in_a_poll_is_a_failure_and_polling_goes_on(drop, tmp_path, monkeypatch):
+    """A ValueError (as a bad modification time raises) used to end the trigger."""
+    (drop / "a.csv").write_text("x\n1\n")
+    real, calls = sources.list_folder, []
+
+    def broken_then_fine(url: str):
+        calls.append(url)
+        if len(calls) <= 3:
+            raise ValueError("Invalid isoformat string: 'yesterday'")
+        return real(url)
+
+    monkeypatch.setattr(sources, "list_folder", broken_then_fine)
+    trigger = folder_trigger(drop, tmp_path, max_backoff=0.05)
+
+    event = first_event(trigger)
+
+    assert event.payload["items"][0]["url"] == (drop / "a.csv").as_uri()
+    assert trigger.polls == 5, "three failed listings, then two that agree"
+    assert trigger.failures == 0, "a poll that answers resets the count"
+
+
+def test_an_outage_already_reported_is_not_reported_again():
+    outage = {"url": "", "since": "2026-01-01T00:00:00+00:00", "failures": 9, "last_error": "HTTP 500"}
+    with serving(always(500), name="data.csv") as server:
+        trigger = NewDataTrigger(url=server.url, alert_after=0.0, outage=outage, max_backoff=0.05, **FAST)
+        assert_quiet(trigger, polls=5)
+
+
+def test_the_first_poll_that_answers_after_an_outage_fires_recovered(source):
+    fingerprint = served_fingerprint(source)
+    outage = {"url": source.url("data.csv"), "since": "2026-01-01T00:00:00+00:00", "failures": 9}
+
+    # Nothing new (the known content, or a 304): it fires all the same, to end the outage.
+    event = first_event(
+        NewDataTrigger(url=source.url("data.csv"), known_fingerprint=fingerprint, outage=outage, **FAST)
+    )
+
+    assert event.payload == {"url": source.url("data.csv"), "items": [], "recovered": outage}
+
+
+def test_a_short_failure_is_forgotten_once_the_source_answers():
+    with serving(failing_first(2, "error", []), name="data.csv") as server:
+        trigger = NewDataTrigger(url=server.url, alert_after=60, **FAST)
+        event = first_event(trigger)
+
+    assert "recovered" not in event.payload
+    assert "source_failing" not in event.payload
+    assert event.payload["items"]
+    assert trigger.failures == 0
 
 
 # --- a reverted single URL -----------------------------------------------------------------------
