@@ -1,6 +1,6 @@
 """``python -m bench [NAME ...]``: run the benchmarks (all by default) and append their records to
 ``bench/results/``. Names: latency, overhead, deferral (these three share one stack per executor),
-limit, etl, parse, serving.
+limit, etl, parse, datasets, serving.
 
 Sizes come from the environment, so a quick run is one variable away:
 
@@ -14,6 +14,7 @@ Sizes come from the environment, so a quick run is one variable away:
     BENCH_ETL_REPEATS=3         runs of each side per size (the fastest counts)
     BENCH_LIMIT_BATCHES=4       plain-Python chains (the first is the cold one)
     BENCH_TRAIN_ROWS=120,10000
+    BENCH_DATASET_ROWS=2000         rows of each own-data table (Iris: its 150 flowers at most)
     BENCH_SERVING_CLIENTS=1,8,32    concurrent clients per model-server measurement
     BENCH_SERVING_ROWS=1,100        rows per POST /predict
     BENCH_SERVING_WORKERS=1,2       uvicorn workers of the FastAPI server (the old server has none)
@@ -27,10 +28,10 @@ from __future__ import annotations
 import os
 import sys
 
-from bench import etl_scale, latency, limit, orchestrated, parse_train, record, serving
+from bench import datasets, etl_scale, latency, limit, orchestrated, parse_train, record, serving
 
 STACK = {"latency", "overhead", "deferral"}
-NAMES = ("limit", "etl", "parse", "serving", *sorted(STACK))
+NAMES = ("limit", "etl", "parse", "datasets", "serving", *sorted(STACK))
 
 
 def main(argv: list[str]) -> None:
@@ -57,6 +58,12 @@ def main(argv: list[str]) -> None:
         result = parse_train.run(record.env_ints("BENCH_TRAIN_ROWS", "120,10000"))
         record.append("parse_train", result)
         parse_train.print_report(result)
+    if "datasets" in names:
+        result = datasets.run(
+            record.env_int("BENCH_DATASET_ROWS", 2000), ["random_forest", "linear", "gradient_boosting"]
+        )
+        record.append("datasets", result)
+        datasets.print_report(result)
     if "serving" in names:
         result = serving.run(
             record.env_ints("BENCH_SERVING_CLIENTS", "1,8,32"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import etl_scale, latency, limit, overhead, parse_train, record, serving
+from bench import datasets, etl_scale, latency, limit, overhead, parse_train, record, serving
 
 DATA = Path(__file__).parent / "data"
 
@@ -94,6 +94,19 @@ def test_parse_and_training(results):
     assert figures["parse"][0]["heavy_imports"] == []
     assert figures["training"][0]["plain_sklearn"] > 0
     parse_train.print_report(figures)
+
+
+def test_datasets_train_each_table_and_compare_with_iris(results):
+    figures = datasets.run(rows=300, model_types=["random_forest", "linear"], repeats=1)
+    cells = {(c["dataset"], c["model_type"]): c for c in figures["cells"]}
+    assert set(cells) == {
+        (d, m) for d in ("iris", "churn", "deliveries") for m in ("random_forest", "linear")
+    }
+    assert cells["iris", "random_forest"]["train_vs_iris_rf"] == 1.0
+    assert cells["deliveries", "linear"]["quality_metric"] == "r2"
+    assert cells["churn", "linear"]["quality_metric"] == "accuracy"
+    assert all(c["train_s"] > 0 and 0 < c["quality"] <= 1 for c in cells.values())
+    datasets.print_report(figures)
 
 
 def test_serving_old_and_new_server_answer_and_are_compared(results):
