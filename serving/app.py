@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     model at once, so a new worker serves what the pointer names from its first request."""
     settings = settings or Settings.from_env()
     schema = settings.schema
-    production = ProductionModel(settings.root, settings.pointer_check_seconds)
+    production = ProductionModel(settings.root, settings.pointer_check_seconds, schema.fingerprint)
     production.current()
     predict_request = request_model(schema, settings.max_rows)
     predicting = threading.Lock()

@@ -58,13 +58,17 @@ def load(root: str, version: str) -> LoadedModel:
 class ProductionModel:
     """The model ``models/production.json`` under ``root`` names, loaded in this process.
 
+    With ``schema_fingerprint``, a version trained on another dataset schema is refused like a broken
+    one: it could not read the rows this server's request model accepts.
+
     ``check_every`` (seconds) spaces out the pointer checks; 0 checks on every request, which costs a
     ``stat`` on a local disk but a request on object storage, where a second or so is the better trade.
     """
 
-    def __init__(self, root: str, check_every: float = 0.0) -> None:
+    def __init__(self, root: str, check_every: float = 0.0, schema_fingerprint: str | None = None) -> None:
         self.root = root
         self.check_every = check_every
+        self.schema_fingerprint = schema_fingerprint
         self.loaded: LoadedModel | None = None
         self.error: str | None = None
         self._fs, self._pointer = storage.filesystem(layout.production_pointer(root))
@@ -105,7 +109,15 @@ class ProductionModel:
             if version is None:
                 raise LookupError(f"no model in production under {self.root}")
             if self.loaded is None or self.loaded.version != version:
-                self.loaded = load(self.root, version)
+                loaded = load(self.root, version)
+                trained_on = loaded.metadata.get("schema_fingerprint")
+                if self.schema_fingerprint and trained_on != self.schema_fingerprint:
+                    raise ValueError(
+                        f"model version {version} was trained on dataset schema {trained_on}, not on "
+                        f"this server's {self.schema_fingerprint} (PIPELINE_SCHEMA): it cannot read the "
+                        "rows this server accepts; the first model of this schema to be promoted loads"
+                    )
+                self.loaded = loaded
                 log.info("serving model version %s", version)
         # Unpickling can fail in many ways (a truncated file, a missing class); each one must leave the
         # model that was serving in place.

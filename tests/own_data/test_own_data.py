@@ -133,6 +133,9 @@ def test_a_regression_table_replaces_a_model_of_another_schema(
     schema_file = inferred_schema(folder, "deliveries")
     stack = own_data_stack(schema_file)
     churn_model = production(stack)["version"]
+    refused = predict(stack, request_rows(DATASETS["deliveries"](1, seed=98), schema_file))
+    assert refused.status_code == 503  # the churn model cannot read a delivery
+    assert "trained on dataset schema" in refused.json()["error"]
     watch_drop_folder(stack)
     since = datetime.now(UTC)
     drop_batch(stack, "deliveries-0001.csv", DATASETS["deliveries"](BATCH_ROWS, seed=3))

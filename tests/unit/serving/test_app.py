@@ -316,3 +316,22 @@ def test_another_datasets_columns_need_no_code_change(root, tmp_path):
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "rows", 0, "grape"]
     assert client.post("/predict", json={"rows": [{"alcohol": 12.5, "grape": "syrah"}]}).status_code == 503
+
+
+def test_a_model_of_another_dataset_schema_is_not_served(serve, register_model, root, iris, schema):
+    other = DatasetSchema.from_dict(
+        {**schema.model_dump(exclude={"json_schema_ref"}), "name": "iris_in_mm"}
+        | {"features": [spec.model_dump() | {"max": 150.0} for spec in schema.features]}
+    )
+    client = serve(schema=other)
+    version = register_model()["version"]  # trained on the Iris schema
+    registry.set_production(root, version)
+
+    answer = client.post("/predict", json={"rows": rows(iris, schema, SAMPLE)})
+
+    assert answer.status_code == 503
+    assert (
+        f"model version {version} was trained on dataset schema {schema.fingerprint}"
+        in answer.json()["error"]
+    )
+    assert other.fingerprint in client.get("/health").json()["error"]
