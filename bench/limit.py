@@ -26,6 +26,7 @@ def chain_once(root: str, url: str, source_dir: Path, seed: int, rows: int) -> d
     from include.config import load_schema
     from include.features import build_features
     from include.ingest import land, receive
+    from include.metrics import metric
     from include.training import TrainingConfig
     from include.validation import validate_and_quarantine
     from scripts.publish import publish
@@ -53,7 +54,7 @@ def chain_once(root: str, url: str, source_dir: Path, seed: int, rows: int) -> d
     config = TrainingConfig(
         model_type="random_forest",
         hyperparameters={"n_estimators": 100, "max_depth": None},
-        metric="accuracy",
+        metric=metric("accuracy"),
         threshold=0.8,
         batch_ids=[],
         window=1,

@@ -79,6 +79,7 @@ def register_production_model(root: str, model_type: str) -> dict[str, Any]:
     from include import registry
     from include.config import load_schema
     from include.features import to_features
+    from include.metrics import metric
     from include.settings import SETTINGS
     from include.training import train_and_evaluate
     from scripts.publish import iris_frame
@@ -87,7 +88,7 @@ def register_production_model(root: str, model_type: str) -> dict[str, Any]:
     params = SETTINGS["ml_hyperparameters"].default[model_type]
     result = train_and_evaluate(to_features(iris_frame(), schema), schema, model_type, params)
     staged = registry.stage_candidate(
-        root, result, threshold=0.8, metric="accuracy", batch_ids=[], feature_hash="0" * 64
+        root, result, threshold=0.8, metric=metric("accuracy"), batch_ids=[], feature_hash="0" * 64
     )
     metadata = registry.register(root, staged["version"])
     registry.discard_staged(root, staged["version"])
