@@ -67,10 +67,20 @@ def request_rows(frame, schema_file: Path) -> list[dict]:
     ]
 
 
-def promoted_after(stack: LocalStack, since: datetime, wait_for) -> dict:
-    return wait_for(
+def drop_until_promoted(stack: LocalStack, dataset: str, seed: int, wait_for) -> dict:
+    """Drop a batch of ``dataset`` into the folder source; the ``production_model`` event's extra once
+    the model trained on it is in production, which the model server then serves."""
+    since = datetime.now(UTC)
+    drop_batch(stack, f"{dataset}-{seed:04d}.csv", DATASETS[dataset](BATCH_ROWS, seed=seed))
+    event = wait_for(
         lambda: next(iter(events_since(stack, "production_model", since)), None), 240, "a model in production"
     )
+    took = (datetime.fromisoformat(event["timestamp"]) - since).total_seconds()
+    print(f"\n{dataset}: dropped to production in {took:.1f} s; metrics {event['extra']['metrics']}")
+    version = event["extra"]["version"]
+    assert production(stack)["version"] == version
+    wait_for(lambda: served_version(stack) == version, 30, "the model server to serve the new version")
+    return event["extra"]
 
 
 @pytest.fixture(scope="module")
@@ -84,17 +94,11 @@ def test_a_classification_table_with_categories_dates_and_gaps_runs_end_to_end(
     schema_file = inferred_schema(folder, "churn")
     stack = own_data_stack(schema_file)
     watch_drop_folder(stack)
-    since = datetime.now(UTC)
-    drop_batch(stack, "churn-0001.csv", DATASETS["churn"](BATCH_ROWS, seed=2))
 
-    event = promoted_after(stack, since, wait_for)
-    took = (datetime.fromisoformat(event["timestamp"]) - since).total_seconds()
-    print(f"\nchurn: dropped to production in {took:.1f} s; metrics {event['extra']['metrics']}")
-    version = event["extra"]["version"]
-    assert production(stack)["version"] == version
-    assert event["extra"]["metrics"]["accuracy"] >= 0.8  # the default bar: accuracy_threshold on accuracy
-    assert {"f1_macro", "balanced_accuracy", "roc_auc"} <= set(event["extra"]["metrics"])
-    wait_for(lambda: served_version(stack) == version, 30, "the model server to serve the new version")
+    promoted = drop_until_promoted(stack, "churn", 2, wait_for)
+    version = promoted["version"]
+    assert promoted["metrics"]["accuracy"] >= 0.8  # the default bar: accuracy_threshold on accuracy
+    assert {"f1_macro", "balanced_accuracy", "roc_auc"} <= set(promoted["metrics"])
 
     fresh = DATASETS["churn"](200, seed=99)
     answer = predict(stack, request_rows(fresh, schema_file))
@@ -138,19 +142,14 @@ def test_a_regression_table_replaces_a_model_of_another_schema(
     assert "trained on dataset schema" in refused.json()["error"]
     watch_drop_folder(stack)
     since = datetime.now(UTC)
-    drop_batch(stack, "deliveries-0001.csv", DATASETS["deliveries"](BATCH_ROWS, seed=3))
 
-    event = promoted_after(stack, since, wait_for)
-    took = (datetime.fromisoformat(event["timestamp"]) - since).total_seconds()
-    print(f"\ndeliveries: dropped to production in {took:.1f} s; metrics {event['extra']['metrics']}")
-    version = event["extra"]["version"]
-    assert event["extra"]["previous_version"] == churn_model
-    assert "another dataset schema" in event["extra"]["reason"]
-    assert event["extra"]["metrics"]["r2"] >= 0.8
-    assert {"rmse", "mae"} <= set(event["extra"]["metrics"])
+    promoted = drop_until_promoted(stack, "deliveries", 3, wait_for)
+    assert promoted["previous_version"] == churn_model
+    assert "another dataset schema" in promoted["reason"]
+    assert promoted["metrics"]["r2"] >= 0.8
+    assert {"rmse", "mae"} <= set(promoted["metrics"])
     mail = wait_for(lambda: mail_with_subject(stack, since, "is in production"), 60, "the deploy mail")
     assert "another dataset schema" in body(mail)
-    wait_for(lambda: served_version(stack) == version, 30, "the model server to serve the new version")
 
     fresh = DATASETS["deliveries"](200, seed=99)
     answer = predict(stack, request_rows(fresh, schema_file))
