@@ -76,7 +76,7 @@ def old_server_source() -> tuple[str | None, str]:
 def register_production_model(root: str, model_type: str) -> dict[str, Any]:
     """Train ``model_type`` with its default hyperparameters on Iris, register it and put it in
     production under ``root``."""
-    from include import registry
+    from include import metrics, registry
     from include.config import load_schema
     from include.features import to_features
     from include.settings import SETTINGS
@@ -87,7 +87,7 @@ def register_production_model(root: str, model_type: str) -> dict[str, Any]:
     params = SETTINGS["ml_hyperparameters"].default[model_type]
     result = train_and_evaluate(to_features(iris_frame(), schema), schema, model_type, params)
     staged = registry.stage_candidate(
-        root, result, threshold=0.8, metric="accuracy", batch_ids=[], feature_hash="0" * 64
+        root, result, threshold=0.8, metric=metrics.metric("accuracy"), batch_ids=[], feature_hash="0" * 64
     )
     metadata = registry.register(root, staged["version"])
     registry.discard_staged(root, staged["version"])
