@@ -15,8 +15,10 @@ Sizes come from the environment, so a quick run is one variable away:
     BENCH_LIMIT_BATCHES=4       plain-Python chains (the first is the cold one)
     BENCH_TRAIN_ROWS=120,10000
     BENCH_SERVING_CLIENTS=1,8,32    concurrent clients per model-server measurement
-    BENCH_SERVING_ROWS=1,100        rows per POST /predict
-    BENCH_SERVING_WORKERS=1,2       uvicorn workers of the FastAPI server (the old server has none)
+    BENCH_SERVING_ROWS=1,1000       rows per POST /predict (1,000: a batch, the server's max_rows)
+    BENCH_SERVING_WORKERS=2         uvicorn workers of the FastAPI servers (the old server has none)
+    BENCH_SERVING_SERVERS=before,new   old (http.server), before (FastAPI before ONNX Runtime), new,
+                                    new-sklearn (new with --runtime scikit-learn)
     BENCH_SERVING_MODELS=random_forest,linear   model types served
     BENCH_SERVING_SECONDS=10        measured seconds per server x rows x clients, after 1 s of warm-up
     BENCH_RESULTS_DIR=bench/results
@@ -60,10 +62,11 @@ def main(argv: list[str]) -> None:
     if "serving" in names:
         result = serving.run(
             record.env_ints("BENCH_SERVING_CLIENTS", "1,8,32"),
-            record.env_ints("BENCH_SERVING_ROWS", "1,100"),
-            record.env_ints("BENCH_SERVING_WORKERS", "1,2"),
+            record.env_ints("BENCH_SERVING_ROWS", "1,1000"),
+            record.env_ints("BENCH_SERVING_WORKERS", "2"),
             (os.environ.get("BENCH_SERVING_MODELS") or "random_forest,linear").split(","),
             seconds=record.env_int("BENCH_SERVING_SECONDS", 10),
+            kinds=(os.environ.get("BENCH_SERVING_SERVERS") or "before,new").split(","),
         )
         record.append("serving", result)
         serving.print_report(result)
