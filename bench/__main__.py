@@ -1,6 +1,6 @@
 """``python -m bench [NAME ...]``: run the benchmarks (all by default) and append their records to
 ``bench/results/``. Names: latency, overhead, deferral (these three share one stack per executor),
-limit, etl, parse, serving.
+limit, etl, parse, serving, demo (``make demo`` in a fresh clone, install included).
 
 Sizes come from the environment, so a quick run is one variable away:
 
@@ -29,10 +29,10 @@ from __future__ import annotations
 import os
 import sys
 
-from bench import etl_scale, latency, limit, orchestrated, parse_train, record, serving
+from bench import demo, etl_scale, latency, limit, orchestrated, parse_train, record, serving
 
 STACK = {"latency", "overhead", "deferral"}
-NAMES = ("limit", "etl", "parse", "serving", *sorted(STACK))
+NAMES = ("limit", "etl", "parse", "serving", "demo", *sorted(STACK))
 
 
 def main(argv: list[str]) -> None:
@@ -70,6 +70,10 @@ def main(argv: list[str]) -> None:
         )
         record.append("serving", result)
         serving.print_report(result)
+    if "demo" in names:
+        result = demo.run()
+        record.append("demo", result)
+        demo.print_report(result)
     if names & STACK:
         result = orchestrated.main(names & STACK)
         if plain and result["latency"]:
