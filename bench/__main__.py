@@ -1,6 +1,7 @@
 """``python -m bench [NAME ...]``: run the benchmarks (all by default) and append their records to
 ``bench/results/``. Names: latency, overhead, deferral (these three share one stack per executor),
-limit, etl, parse, serving, demo (``make demo`` in a fresh clone, install included).
+limit, etl, parse, serving, demo (``make demo`` in a fresh clone, install included, and the install
+alone by pip and by uv).
 
 Sizes come from the environment, so a quick run is one variable away:
 
@@ -74,6 +75,9 @@ def main(argv: list[str]) -> None:
         result = demo.run()
         record.append("demo", result)
         demo.print_report(result)
+        installed = demo.install_comparison()
+        record.append("install", installed)
+        print(f"install of requirements.txt into a new venv: {installed['seconds']}", flush=True)
     if names & STACK:
         result = orchestrated.main(names & STACK)
         if plain and result["latency"]:

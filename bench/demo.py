@@ -7,6 +7,9 @@ record says. The demo's own lines give the split: the stack ``ready after`` N s,
 production`` N s, ``whole demo`` N s; the install is the rest. ``make down`` stops the clone's stack
 afterwards, and the clone is removed.
 
+:func:`install_comparison` times the install alone: ``requirements.txt`` into a new venv by pip and by
+uv, one after the other (record ``install``).
+
 The stack listens on the local stack's fixed ports (8080, 8000, 2525, 8500, 8793, 8794): with a stack
 of this checkout running, the benchmark is skipped and the record says so.
 """
@@ -76,6 +79,41 @@ def run(timeout: float = 900) -> dict[str, Any]:
     return {
         **figures,
         "uv_on_path": uv_on_path,
+        **_cache_state(),
+        "load_avg_before": load_before,
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def install_comparison(requirements: str = "requirements.txt", timeout: float = 1200) -> dict[str, Any]:
+    """``requirements`` installed into two new venvs in turn, by pip and the Makefile's way (uv,
+    bootstrapped by pip when it is not on ``PATH``): seconds each, same caches, same minute."""
+    python = shutil.which("python3.11") or shutil.which("python3") or "python3"
+    pins = str(record.REPO / requirements)
+    uv_pins = str(record.REPO / "requirements-uv.txt")
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    seconds = {}
+    with tempfile.TemporaryDirectory(prefix="bench-install-") as home:
+        for way in ("pip", "uv"):
+            venv = Path(home, way)
+            started = time.monotonic()
+            subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=timeout)
+            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+            if way == "pip":
+                subprocess.run([*pip, "-r", pins], check=True, capture_output=True, timeout=timeout)
+            else:
+                uv = shutil.which("uv")
+                if uv is None:
+                    subprocess.run([*pip, "-r", uv_pins], check=True, capture_output=True, timeout=timeout)
+                    uv = str(venv / "bin" / "uv")
+                command = [uv, "pip", "install", "--python", str(venv / "bin" / "python"), "--quiet"]
+                subprocess.run([*command, "-r", pins], check=True, capture_output=True, timeout=timeout)
+            seconds[way] = round(time.monotonic() - started, 1)
+    return {
+        "requirements": requirements,
+        "seconds": seconds,
+        "pip_over_uv": round(seconds["pip"] / seconds["uv"], 2),
+        "uv_on_path": shutil.which("uv") is not None,
         **_cache_state(),
         "load_avg_before": load_before,
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],

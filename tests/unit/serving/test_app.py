@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import numpy as np
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from include import layout, onnx_model, registry
 from include.config import DatasetSchema
 from serving.app import Settings, create_app
+from serving.production import load
 
 # One flower of each species: Iris rows 0, 50 and 100 are setosa, versicolor and virginica.
 SAMPLE = [0, 50, 100]
@@ -317,3 +319,25 @@ def test_another_datasets_columns_need_no_code_change(root, tmp_path):
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "rows", 0, "grape"]
     assert client.post("/predict", json={"rows": [{"alcohol": 12.5, "grape": "syrah"}]}).status_code == 503
+
+
+def test_scikit_learn_answers_the_same_when_onnx_is_off(serve, register, root, iris, schema):
+    registry.set_production(root, register())
+    twin, plain = serve(), serve(onnx=False)
+    assert twin.get("/version").json()["runtime"] == "onnxruntime"
+    assert plain.get("/version").json()["runtime"] == "scikit-learn"
+
+    body = {"rows": rows(iris, schema)}
+    by_twin, by_plain = twin.post("/predict", json=body).json(), plain.post("/predict", json=body).json()
+    assert by_twin["predictions"] == by_plain["predictions"]
+    np.testing.assert_allclose(by_twin["probabilities"], by_plain["probabilities"], atol=onnx_model.TOLERANCE)
+
+
+def test_the_onnx_predictor_answers_many_threads_at_once_without_a_lock(register, root, iris, schema):
+    predictor = load(root, register()).predictor
+    assert predictor.thread_safe
+    columns = {name: iris[name].tolist() for name in schema.feature_names}
+    expected = predictor.predict(columns)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: predictor.predict(columns), range(200)))
+    assert all(answer == expected for answer in answers)
