@@ -93,7 +93,7 @@ def export(model: Pipeline, schema: DatasetSchema, holdout: pd.DataFrame) -> Exp
 
 
 def _without(reason: str) -> Export:
-    log.warning("serving with scikit-learn: %s", reason)
+    log.warning("no ONNX twin, scikit-learn will serve this model: %s", reason)
     return Export(None, reason)
 
 
