@@ -4,14 +4,33 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m scripts.stack
 
-.PHONY: help install browser demo up down publish status logs clean up-celery down-celery env test lint screenshots airflow bench schema
+.PHONY: help install install-run browser demo up down publish status logs clean up-celery down-celery env test lint screenshots airflow bench schema
 
-install: $(VENV)/.installed  ## create .venv/ and install the pinned requirements (requirements-dev.txt) into it
+install: $(VENV)/.installed-dev  ## create .venv/ and install everything: what running needs and the development tools
 
-$(VENV)/.installed: requirements.txt requirements-s3.txt requirements-dev.txt
+install-run: $(VENV)/.installed-run  ## create .venv/ and install only what running needs (requirements.txt)
+
+# uv installs the same pins several times faster than pip. It is used from PATH when there, else bootstrapped
+# into the venv from requirements-uv.txt; where it is missing or fails, pip installs. One stamp per requirement
+# set: `make demo` installs the runtime set once, `make test` adds the development set once.
+$(VENV)/bin/python:
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+
+$(VENV)/.installed-uv: requirements-uv.txt | $(VENV)/bin/python
+	@command -v uv >/dev/null || $(PY) -m pip install --quiet -r requirements-uv.txt \
+		|| echo "uv could not be installed: installing with pip"
+	touch $@
+
+INSTALL = uv=$$(command -v uv || echo $(VENV)/bin/uv); \
+	if [ -x "$$uv" ] && "$$uv" pip install --python $(PY) --quiet $(1); then :; \
+	else $(PY) -m pip install --quiet $(1); fi
+
+$(VENV)/.installed-run: requirements.txt $(VENV)/.installed-uv
+	$(call INSTALL,-r requirements.txt)
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-s3.txt requirements-dev.txt $(VENV)/.installed-run
+	$(call INSTALL,-r requirements-dev.txt)
 	touch $@
 
 # The UI tests drive Debian's Chromium (Playwright's own browser download is not reachable from here).
@@ -26,38 +45,38 @@ $(CHROMIUM):
 	fi
 	@test -x $@ || { echo "The UI tests need Chromium at $@: install the 'chromium' package (Debian/Ubuntu: apt-get install chromium, as root)."; exit 1; }
 
-demo: install  ## start the local stack, publish a batch and follow the pipeline to the end
+demo: install-run  ## start the local stack, publish a batch and follow the pipeline to the end
 	$(STACK) demo
 
-up: install  ## start the local stack in the background (UI on http://127.0.0.1:8080)
+up: install-run  ## start the local stack in the background (UI on http://127.0.0.1:8080)
 	$(STACK) up
 
 down:  ## stop everything `make up` or `make demo` started
 	$(STACK) down
 
-publish: install  ## publish another batch at the local data source (KIND=bad|shuffled-labels; DROP=1: into .airflow/drop/)
+publish: install-run  ## publish another batch at the local data source (KIND=bad|shuffled-labels; DROP=1: into .airflow/drop/)
 	$(STACK) publish --kind $(or $(KIND),good) $(if $(DROP),--drop)
 
 status:  ## which components of the local stack are running
 	$(STACK) status
 
-logs: install  ## the components' last log lines, then follow them (CELERY=1: the Celery stack; COMPONENT=scheduler)
+logs: install-run  ## the components' last log lines, then follow them (CELERY=1: the Celery stack; COMPONENT=scheduler)
 	$(STACK) logs $(if $(CELERY),--celery) $(if $(COMPONENT),--component $(COMPONENT))
 
-clean: install  ## remove the stopped stacks' state: first .airflow/ and data/, then .airflow-celery/ and its database
+clean: install-run  ## remove the stopped stacks' state: first .airflow/ and data/, then .airflow-celery/ and its database
 	$(STACK) clean
 	$(STACK) clean --celery
 
-up-celery: install  ## the production topology natively: PostgreSQL, Redis, Celery worker, Flower (data in .airflow-celery/data/)
+up-celery: install-run  ## the production topology natively: PostgreSQL, Redis, Celery worker, Flower (data in .airflow-celery/data/)
 	$(STACK) up --celery
 
 down-celery:  ## stop everything `make up-celery` started
 	$(STACK) down --celery
 
-env: install  ## write .env for docker compose, with fresh random secrets (MODEL_SERVER_TOKEN too)
+env: install-run  ## write .env for docker compose, with fresh random secrets (MODEL_SERVER_TOKEN too)
 	$(PY) -m scripts.make_env
 
-schema: install  ## infer a dataset schema from a sample for review: make schema CSV=path LABEL=column [TASK=classification|regression] [OUT=path] [NAME=name] [FORCE=1]
+schema: install-run  ## infer a dataset schema from a sample for review: make schema CSV=path LABEL=column [TASK=classification|regression] [OUT=path] [NAME=name] [FORCE=1]
 	@if [ -z "$(CSV)" ] || [ -z "$(LABEL)" ]; then \
 		echo "make schema needs CSV and LABEL: make schema CSV=path/to/sample.csv LABEL=column [TASK=classification|regression] [OUT=path] [NAME=name] [FORCE=1]" >&2; \
 		exit 2; \
@@ -74,7 +93,7 @@ test: lint browser  ## lint, then every tier of pytest tests (dags, unit, bench,
 screenshots: install browser  ## the UI tests, saving what the browser saw into docs/ui-*.png
 	UI_SCREENSHOTS_DIR=$(CURDIR)/docs $(PY) -m pytest tests/integration/test_ui.py
 
-airflow: install  ## the airflow CLI against the local stack: make airflow ARGS="dags list"
+airflow: install-run  ## the airflow CLI against the local stack: make airflow ARGS="dags list"
 	$(STACK) airflow -- $(ARGS)
 
 bench: install  ## the benchmarks (bench/README in bench/__main__.py); sizes from BENCH_* variables

@@ -1,6 +1,7 @@
 """``python -m bench [NAME ...]``: run the benchmarks (all by default) and append their records to
 ``bench/results/``. Names: latency, overhead, deferral (these three share one stack per executor),
-limit, etl, parse, datasets, serving.
+limit, etl, parse, datasets, serving, demo (``make demo`` in a fresh clone, install included, and the
+install alone by pip and by uv).
 
 Sizes come from the environment, so a quick run is one variable away:
 
@@ -16,8 +17,10 @@ Sizes come from the environment, so a quick run is one variable away:
     BENCH_TRAIN_ROWS=120,10000
     BENCH_DATASET_ROWS=2000         rows of each own-data table (Iris: its 150 flowers at most)
     BENCH_SERVING_CLIENTS=1,8,32    concurrent clients per model-server measurement
-    BENCH_SERVING_ROWS=1,100        rows per POST /predict
-    BENCH_SERVING_WORKERS=1,2       uvicorn workers of the FastAPI server (the old server has none)
+    BENCH_SERVING_ROWS=1,1000       rows per POST /predict (1,000: a batch, the server's max_rows)
+    BENCH_SERVING_WORKERS=2         uvicorn workers of the FastAPI servers (the old server has none)
+    BENCH_SERVING_SERVERS=before,new   old (http.server), before (FastAPI before ONNX Runtime), new,
+                                    new-sklearn (new with --runtime scikit-learn)
     BENCH_SERVING_MODELS=random_forest,linear   model types served
     BENCH_SERVING_SECONDS=10        measured seconds per server x rows x clients, after 1 s of warm-up
     BENCH_RESULTS_DIR=bench/results
@@ -28,10 +31,10 @@ from __future__ import annotations
 import os
 import sys
 
-from bench import datasets, etl_scale, latency, limit, orchestrated, parse_train, record, serving
+from bench import datasets, demo, etl_scale, latency, limit, orchestrated, parse_train, record, serving
 
 STACK = {"latency", "overhead", "deferral"}
-NAMES = ("limit", "etl", "parse", "datasets", "serving", *sorted(STACK))
+NAMES = ("limit", "etl", "parse", "datasets", "serving", "demo", *sorted(STACK))
 
 
 def main(argv: list[str]) -> None:
@@ -67,13 +70,21 @@ def main(argv: list[str]) -> None:
     if "serving" in names:
         result = serving.run(
             record.env_ints("BENCH_SERVING_CLIENTS", "1,8,32"),
-            record.env_ints("BENCH_SERVING_ROWS", "1,100"),
-            record.env_ints("BENCH_SERVING_WORKERS", "1,2"),
+            record.env_ints("BENCH_SERVING_ROWS", "1,1000"),
+            record.env_ints("BENCH_SERVING_WORKERS", "2"),
             (os.environ.get("BENCH_SERVING_MODELS") or "random_forest,linear").split(","),
             seconds=record.env_int("BENCH_SERVING_SECONDS", 10),
+            kinds=(os.environ.get("BENCH_SERVING_SERVERS") or "before,new").split(","),
         )
         record.append("serving", result)
         serving.print_report(result)
+    if "demo" in names:
+        result = demo.run()
+        record.append("demo", result)
+        demo.print_report(result)
+        installed = demo.install_comparison()
+        record.append("install", installed)
+        print(f"install of requirements.txt into a new venv: {installed['seconds']}", flush=True)
     if names & STACK:
         result = orchestrated.main(names & STACK)
         if plain and result["latency"]:

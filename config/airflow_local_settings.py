@@ -37,6 +37,10 @@ PRELOAD = (
     "sklearn.linear_model",
     "sklearn.metrics",
     "sklearn.model_selection",
+    # train's registration converts the candidate to ONNX and checks it (include/onnx_model.py):
+    # skl2onnx alone is ~1-3 s of imports on 2 cores.
+    "skl2onnx",
+    "onnxruntime",
 )
 
 

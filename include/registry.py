@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from include.training import TrainingResult
 
 MODEL_FILE = "model.joblib"
+ONNX_FILE = "model.onnx"  # the model's ONNX twin, when it has one (include/onnx_model.py)
 HOLDOUT_FILE = "holdout.parquet"
 REFERENCE_FILE = "reference.parquet"
 METADATA_FILE = "metadata.json"
@@ -80,6 +81,7 @@ def stage_candidate(
     if len(reference) > REFERENCE_ROWS:
         reference = reference.sample(n=REFERENCE_ROWS, random_state=REFERENCE_SEED)
     storage.write_bytes_atomic(layout.staging(root, version, MODEL_FILE), model_bytes)
+    onnx = _export_onnx(root, version, result)
     storage.write_parquet_atomic(result.holdout, layout.staging(root, version, HOLDOUT_FILE))
     storage.write_parquet_atomic(
         reference.reset_index(drop=True), layout.staging(root, version, REFERENCE_FILE)
@@ -99,6 +101,7 @@ def stage_candidate(
         "batch_ids": sorted(batch_ids),
         "feature_hash": feature_hash,
         "model_sha256": model_sha256,
+        "onnx": onnx,
         "schema": result.schema.name,
         "schema_fingerprint": result.schema.fingerprint,
         "task": result.schema.task,
@@ -119,6 +122,23 @@ def stage_candidate(
     return metadata
 
 
+def _export_onnx(root: str, version: str, result: TrainingResult) -> dict:
+    """Write the candidate's ONNX twin beside it when it converts and answers as the model does on the
+    held-out rows; what metadata.json says of it either way (``reason``: why there is none)."""
+    from include.onnx_model import export
+
+    exported = export(result.model, result.schema, result.holdout)
+    if exported.onnx is None:
+        return {"file": None, "reason": exported.reason}
+    storage.write_bytes_atomic(layout.staging(root, version, ONNX_FILE), exported.onnx)
+    return {
+        "file": ONNX_FILE,
+        "sha256": hashlib.sha256(exported.onnx).hexdigest(),
+        "checked_rows": exported.checked_rows,
+        "max_difference": exported.max_difference,
+    }
+
+
 def register(root: str, version: str) -> dict:
     """Make the staged candidate ``version`` a registered version and return its metadata.
 
@@ -133,7 +153,8 @@ def register(root: str, version: str) -> dict:
         raise FileNotFoundError(f"no staged candidate {version!r}: {metadata_url} does not exist")
     metadata = storage.read_json(metadata_url)
     _verified(storage.read_bytes(layout.staging(root, version, MODEL_FILE)), metadata, version)
-    for name in (MODEL_FILE, HOLDOUT_FILE, REFERENCE_FILE):
+    twin = (metadata.get("onnx") or {}).get("file")
+    for name in (MODEL_FILE, HOLDOUT_FILE, REFERENCE_FILE, *([twin] if twin else [])):
         storage.write_bytes_atomic(
             layout.model_version(root, version, name),
             storage.read_bytes(layout.staging(root, version, name)),
@@ -195,6 +216,24 @@ def load_model(root: str, version: str) -> BaseEstimator:
     import joblib
 
     return joblib.load(io.BytesIO(_verified_model_bytes(root, version)))
+
+
+def load_onnx(root: str, version: str) -> tuple[bytes | None, str]:
+    """The ONNX twin's bytes of ``version`` (checked against the hash in its metadata), or ``None`` and
+    why the version has none."""
+    onnx = version_metadata(root, version).get("onnx")
+    if onnx is None:
+        return None, "registered before models got an ONNX twin"
+    if onnx["file"] is None:
+        return None, onnx["reason"]
+    data = storage.read_bytes(layout.model_version(root, version, onnx["file"]))
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != onnx["sha256"]:
+        raise IntegrityError(
+            f"model version {version!r} failed its integrity check: {onnx['file']} has sha256 {actual}, "
+            f"metadata.json records {onnx['sha256']}"
+        )
+    return data, "converted at registration and checked on the held-out rows"
 
 
 def production_version(root: str) -> str | None:

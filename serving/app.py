@@ -1,12 +1,20 @@
 """The model server's FastAPI application.
 
     GET  /health    liveness and the version served: {"status", "version", "loaded_at", "error"}
-    GET  /version   the served version's metadata (type, sha256, metrics); 503 before the first one
+    GET  /version   the served version's metadata (type, runtime, sha256, metrics); 503 before the first one
     POST /predict   {"rows": [{feature: value, ...}, ...]} -> {"version", "classes", "predictions",
                     "probabilities"}: classes and their probabilities, or numbers for regression;
-                    422 naming the field for a missing, extra or mistyped one
+                    422 naming the field for a missing, extra or mistyped one. One row or up to
+                    ``max_rows`` (a batch) per request.
     POST /reload    load the version models/production.json names now (token required)
     GET  /docs      the OpenAPI documentation (/openapi.json)
+    /v2/...         the Open Inference Protocol (KServe V2, as Triton and MLServer serve it): see
+                    serving/v2.py
+
+A version predicts with its ONNX twin when it has one (serving/production.py). The body is validated
+straight from its bytes by pydantic (the same strict row model), the answer written by orjson, and a
+thread-safe predictor (ONNX Runtime) runs on the event loop without a lock; scikit-learn runs on the
+thread pool, one call at a time.
 
 Errors answer ``{"error": "..."}`` (a 422 adds ``detail``, one entry per bad field). Bodies larger than
 ``max_body_bytes`` get a 413 before they are parsed; more than ``max_rows`` rows a 422.
@@ -16,22 +24,20 @@ import base64
 import binascii
 import os
 import secrets
-import threading
 from dataclasses import dataclass
+from typing import Any
 
-import pandas as pd
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from include.config import DatasetSchema, load_schema, storage_root
+from serving import v2
+from serving.predicting import json_response, predict_columns, summary_of, validated
 from serving.production import LoadedModel, ProductionModel, ReloadError
 from serving.schemas import Health, Prediction, Version, request_model
-
-# A 422 lists at most this many bad fields; a thousand rows missing one column need not list them all.
-MAX_ERRORS_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Settings:
     max_rows: int = 1000
     max_body_bytes: int = 1_048_576
     pointer_check_seconds: float = 0.0
+    onnx: bool = True  # predict with a version's ONNX twin when it has one
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -56,6 +63,7 @@ class Settings:
             max_rows=int(env.get("MODEL_SERVER_MAX_ROWS", cls.max_rows)),
             max_body_bytes=int(env.get("MODEL_SERVER_MAX_BODY_BYTES", cls.max_body_bytes)),
             pointer_check_seconds=float(env.get("MODEL_SERVER_POINTER_CHECK_SECONDS", 0.0)),
+            onnx=env.get("MODEL_SERVER_ONNX", "1") != "0",
         )
 
 
@@ -113,10 +121,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     model at once, so a new worker serves what the pointer names from its first request."""
     settings = settings or Settings.from_env()
     schema = settings.schema
-    production = ProductionModel(settings.root, settings.pointer_check_seconds, schema.fingerprint)
+    production = ProductionModel(
+        settings.root, settings.pointer_check_seconds, settings.onnx, schema.fingerprint
+    )
     production.current()
     predict_request = request_model(schema, settings.max_rows)
-    predicting = threading.Lock()
 
     app = FastAPI(
         title="Model server",
@@ -133,11 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        listed = errors[:MAX_ERRORS_LISTED]
-        summary = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in listed)
-        if len(errors) > len(listed):
-            summary += f"; and {len(errors) - len(listed)} more"
+        summary, listed = summary_of(exc.errors())
         return JSONResponse({"error": summary, "detail": listed}, status_code=422)
 
     def serving() -> LoadedModel:
@@ -162,44 +167,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Version(
             version=loaded.version,
             loaded_at=loaded.loaded_at,
+            runtime=loaded.predictor.runtime,
             **{key: loaded.metadata[key] for key in ("model_type", "model_sha256", "created_at", "metrics")},
         )
 
     @app.post(
         "/predict",
+        response_model=Prediction,
         responses={
             413: {"description": f"The body exceeds {settings.max_body_bytes} bytes."},
+            422: {"description": "A missing, extra or mistyped field, or more than max_rows rows."},
             503: {"description": "No model loaded yet."},
         },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+            }
+        },
     )
-    # No ``from __future__ import annotations`` in this module: FastAPI reads this annotation, a class
-    # made at run time, from the function itself.
-    def predict(body: predict_request) -> Prediction:  # type: ignore[valid-type]
+    # The body is read here rather than declared as a parameter: pydantic validates the bytes in one
+    # pass with the same model (FastAPI would decode the JSON to Python objects first), and the answer
+    # is written by orjson; the OpenAPI document still describes both (openapi_extra, ``openapi``).
+    async def predict(request: Request) -> Response:
+        body = validated(predict_request, await request.body())
         loaded = serving()
-        names = schema.feature_names
+        classes = list(loaded.classes) if schema.is_classification else None
         if not body.rows:
-            classes = list(loaded.classes) if schema.is_classification else None
-            return Prediction(version=loaded.version, classes=classes, predictions=[], probabilities=[])
-        # The model's own first step types each column (include.preprocessing), as in training.
-        frame = pd.DataFrame({name: [getattr(row, name) for row in body.rows] for name in names})
-        # One prediction at a time per process: scikit-learn's handling of warning filters is not
-        # thread-safe, and FastAPI runs this endpoint on a thread pool; concurrent random-forest
-        # predictions left the filters empty and logged a UserWarning per request (bench/serving.py,
-        # 23,389 in one run). The model's work holds the GIL for most of its time either way.
-        with predicting:
-            if not schema.is_classification:
-                predictions, probabilities = [float(p) for p in loaded.model.predict(frame)], None
-            elif hasattr(loaded.model, "predict_proba"):
-                probabilities = loaded.model.predict_proba(frame)
-                predictions = [loaded.classes[i] for i in probabilities.argmax(axis=1)]
-                probabilities = probabilities.tolist()
-            else:
-                predictions, probabilities = [str(p) for p in loaded.model.predict(frame)], None
-        return Prediction(
-            version=loaded.version,
-            classes=list(loaded.classes) if schema.is_classification else None,
-            predictions=predictions,
-            probabilities=probabilities,
+            return json_response(
+                {"version": loaded.version, "classes": classes, "predictions": [], "probabilities": []}
+            )
+        columns = {name: [getattr(row, name) for row in body.rows] for name in schema.feature_names}
+        predictions, probabilities = await predict_columns(loaded, columns)
+        return json_response(
+            {
+                "version": loaded.version,
+                "classes": classes,
+                "predictions": predictions,
+                "probabilities": probabilities,
+            }
         )
 
     @app.post(
@@ -228,4 +234,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ) from exc
         return Health(status="ok", version=loaded.version, loaded_at=loaded.loaded_at, error=None)
 
+    app.include_router(v2.router(schema, production, predict_request))
+    built_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document plus the request models the endpoints validate themselves."""
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = built_openapi()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in (predict_request, v2.InferRequest):
+            generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(generated.pop("$defs", {}))
+            schemas[model.__name__] = generated
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -9,6 +9,9 @@ how ``deploy`` confirms a promotion, and retries a version whose loading failed 
 
 A version that fails to load (no pointer, a missing or tampered file) leaves the model already loaded
 in place; the failure is kept in ``error`` for ``/health``.
+
+A version predicts with its ONNX twin (``include.onnx_model``) when registration made one, else with
+the scikit-learn model; the log says which, and why when it is scikit-learn.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from include import layout, registry, storage
+from include.onnx_model import OnnxModel
 
 log = logging.getLogger("serving")
 
@@ -36,6 +41,43 @@ class ReloadError(RuntimeError):
     """The version the pointer names could not be loaded; the previous model keeps serving."""
 
 
+class Predictor(Protocol):
+    runtime: str  # "onnxruntime" or "scikit-learn"
+    thread_safe: bool
+
+    def predict(self, columns: Mapping[str, Sequence[Any]]) -> tuple[list, list[list[float]] | None]: ...
+
+
+class SklearnPredictor:
+    """The scikit-learn model itself, one call at a time per process."""
+
+    runtime = "scikit-learn"
+    thread_safe = False
+
+    def __init__(self, model: Any, classes: tuple[str, ...], is_classification: bool) -> None:
+        self.model = model
+        self.classes = classes
+        self.is_classification = is_classification
+        # One prediction at a time: scikit-learn's handling of warning filters is not thread-safe, and
+        # FastAPI runs it on a thread pool; concurrent random-forest predictions left the filters empty
+        # and logged a UserWarning per request (bench/serving.py, 23,389 in one run). The model's work
+        # holds the GIL for most of its time either way.
+        self._lock = threading.Lock()
+
+    def predict(self, columns: Mapping[str, Sequence[Any]]) -> tuple[list, list[list[float]] | None]:
+        import pandas as pd
+
+        # The model's own first step types each column (include.preprocessing), as in training.
+        frame = pd.DataFrame(columns)
+        with self._lock:
+            if not self.is_classification:
+                return [float(p) for p in self.model.predict(frame)], None
+            if hasattr(self.model, "predict_proba"):
+                probabilities = self.model.predict_proba(frame)
+                return [self.classes[i] for i in probabilities.argmax(axis=1)], probabilities.tolist()
+            return [str(p) for p in self.model.predict(frame)], None
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A fitted model of one registered version, with what the API says about it."""
@@ -44,15 +86,26 @@ class LoadedModel:
     model: Any
     classes: tuple[str, ...]
     metadata: dict
+    predictor: Predictor
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
 
-def load(root: str, version: str) -> LoadedModel:
-    """Load ``version`` from the registry, which checks the file's sha256 before unpickling it."""
+def load(root: str, version: str, onnx: bool = True) -> LoadedModel:
+    """Load ``version`` from the registry, which checks each file's sha256 before reading it; predict
+    with its ONNX twin when it has one and ``onnx`` is on."""
     model = registry.load_model(root, version)
     metadata = registry.version_metadata(root, version)
     classes = tuple(str(c) for c in getattr(model, "classes_", ()))  # a regressor has none
-    return LoadedModel(version, model, classes, metadata)
+    schema = model.steps[0][1].schema  # TableColumns: the schema the model was trained on
+    predictor: Predictor = SklearnPredictor(model, classes, schema.is_classification)
+    data, why = registry.load_onnx(root, version) if onnx else (None, "ONNX is turned off")
+    if data is not None:
+        try:
+            predictor = OnnxModel(data, schema)
+        except Exception as exc:  # an ONNX Runtime that cannot load it: scikit-learn still can
+            why = f"ONNX Runtime could not load the twin: {exc}"
+    log.info("version %s predicts with %s (%s)", version, predictor.runtime, why)
+    return LoadedModel(version, model, classes, metadata, predictor)
 
 
 class ProductionModel:
@@ -65,9 +118,12 @@ class ProductionModel:
     ``stat`` on a local disk but a request on object storage, where a second or so is the better trade.
     """
 
-    def __init__(self, root: str, check_every: float = 0.0, schema_fingerprint: str | None = None) -> None:
+    def __init__(
+        self, root: str, check_every: float = 0.0, onnx: bool = True, schema_fingerprint: str | None = None
+    ) -> None:
         self.root = root
         self.check_every = check_every
+        self.onnx = onnx
         self.schema_fingerprint = schema_fingerprint
         self.loaded: LoadedModel | None = None
         self.error: str | None = None
@@ -109,7 +165,7 @@ class ProductionModel:
             if version is None:
                 raise LookupError(f"no model in production under {self.root}")
             if self.loaded is None or self.loaded.version != version:
-                loaded = load(self.root, version)
+                loaded = load(self.root, version, self.onnx)
                 trained_on = loaded.metadata.get("schema_fingerprint")
                 if self.schema_fingerprint and trained_on != self.schema_fingerprint:
                     raise ValueError(

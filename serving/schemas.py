@@ -76,6 +76,7 @@ class Health(BaseModel):
 class Version(BaseModel):
     version: str
     loaded_at: str
+    runtime: str = Field(description='What predicts: "onnxruntime" (the ONNX twin) or "scikit-learn".')
     model_type: str
     model_sha256: str
     created_at: str

@@ -109,13 +109,19 @@ def test_datasets_train_each_table_and_compare_with_iris(results):
     datasets.print_report(figures)
 
 
-def test_serving_old_and_new_server_answer_and_are_compared(results):
-    source, _ = serving.old_server_source()
+def test_serving_servers_answer_and_are_compared_with_the_one_before(results):
     figures = serving.run(
-        clients=[1, 2], rows=[1, 3], workers=[1], model_types=["linear"], seconds=0.3, warmup=0.1
+        clients=[1, 2],
+        rows=[1, 3],
+        workers=[1],
+        model_types=["linear"],
+        seconds=0.3,
+        warmup=0.1,
+        kinds=["old", "before", "new"],
     )
     cells = figures["cells"]
-    servers = {"FastAPI, 1 worker"} | ({serving.OLD} if source else set())
+    servers = {c["server"] for c in cells}
+    assert "FastAPI + ONNX Runtime, 1 worker" in servers
     assert {(c["server"], c["rows"], c["clients"]) for c in cells} == {
         (s, r, c) for s in servers for r in (1, 3) for c in (1, 2)
     }
@@ -123,9 +129,10 @@ def test_serving_old_and_new_server_answer_and_are_compared(results):
         assert cell["model_type"] == "linear"
         assert cell["errors"] == 0
         assert cell["requests"] > 0
+        assert cell["rows_per_s"] == pytest.approx(cell["rps"] * cell["rows"], rel=0.01)
         assert cell["p99_ms"] >= cell["p50_ms"] > 0
         assert cell["server_cpu_ms_per_request"] > 0
-        assert ("rps_vs_old" in cell) == (source is not None)
+        assert ("rps_vs_reference" in cell) == (figures["reference"] is not None)
     serving.print_report(figures)
     assert record.append("serving", figures).exists()
 

@@ -6,10 +6,9 @@ import hashlib
 
 import pytest
 
-from include import layout, registry, storage
+from include import layout, metrics, onnx_model, registry, storage
 from include.errors import PermanentError
 from include.features import to_features
-from include.metrics import metric
 from include.registry import IntegrityError
 from include.training import TrainingResult, train_and_evaluate
 from tests.snapshots import files
@@ -23,8 +22,9 @@ def result(iris, schema) -> TrainingResult:
 
 
 def stage(root: str, result: TrainingResult, **kw) -> dict:
+    accuracy = metrics.metric("accuracy")
     return registry.stage_candidate(
-        root, result, threshold=0.8, metric=metric("accuracy"), batch_ids=BATCHES, feature_hash="f" * 64, **kw
+        root, result, threshold=0.8, metric=accuracy, batch_ids=BATCHES, feature_hash="f" * 64, **kw
     )
 
 
@@ -40,6 +40,7 @@ def test_a_staged_candidate_becomes_a_complete_version(root, result, tmp_path):
         "holdout.parquet",
         "metadata.json",
         "model.joblib",
+        "model.onnx",
         "reference.parquet",
     ]
     assert version == layout.check_id(version, "version")
@@ -93,7 +94,7 @@ def test_a_registration_killed_half_way_is_finished_by_the_retry(root, result, t
     metadata = registry.register(root, version)
 
     assert registry.version_metadata(root, version) == metadata
-    assert len(files(tmp_path / "models" / "versions" / version)) == 4
+    assert len(files(tmp_path / "models" / "versions" / version)) == 5
 
 
 def test_a_tampered_staged_model_is_not_registered(root, result, tmp_path, tamper):
@@ -128,7 +129,7 @@ def test_a_metric_not_computed_is_refused_before_anything_is_written(root, resul
         PermanentError, match=r"'roc_auc' was not computed; available: accuracy, balanced_accuracy"
     ):
         registry.stage_candidate(
-            root, result, threshold=0.8, metric=metric("roc_auc"), batch_ids=[], feature_hash=""
+            root, result, threshold=0.8, metric=metrics.metric("roc_auc"), batch_ids=[], feature_hash=""
         )
     assert files(tmp_path) == {}
 
@@ -226,3 +227,37 @@ def test_an_incomplete_version_is_neither_loaded_nor_promoted(root, register_mod
     with pytest.raises(FileNotFoundError, match=interrupted):
         registry.set_production(root, interrupted)
     assert registry.production_version(root) is None
+
+
+def test_the_onnx_twin_is_checked_on_the_held_out_rows_and_by_its_hash(root, result, tmp_path):
+    version = stage(root, result)["version"]
+    metadata = registry.register(root, version)
+
+    onnx = metadata["onnx"]
+    assert onnx["file"] == "model.onnx"
+    assert onnx["checked_rows"] == len(result.holdout)
+    assert onnx["max_difference"] <= onnx_model.TOLERANCE
+    data, why = registry.load_onnx(root, version)
+    twin = onnx_model.OnnxModel(data, result.schema)
+    holdout = result.holdout[result.schema.feature_names]
+    labels, _ = twin.predict({name: holdout[name].tolist() for name in result.schema.feature_names})
+    assert labels == list(result.model.predict(holdout))
+    assert "checked on the held-out rows" in why
+
+    path = tmp_path / "models" / "versions" / version / "model.onnx"
+    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(IntegrityError, match=r"model\.onnx has sha256"):
+        registry.load_onnx(root, version)
+
+
+def test_a_model_without_a_converter_is_registered_without_a_twin_and_says_why(root, result, monkeypatch):
+    def no_converter(model, schema):
+        raise RuntimeError("Unable to find a shape calculator for type 'Mystery'")
+
+    monkeypatch.setattr(onnx_model, "_convert", no_converter)
+    version = stage(root, result)["version"]
+    metadata = registry.register(root, version)
+
+    reason = "cannot be converted to ONNX: RuntimeError: Unable to find a shape calculator for type 'Mystery'"
+    assert metadata["onnx"] == {"file": None, "reason": reason}
+    assert registry.load_onnx(root, version) == (None, reason)

@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import numpy as np
@@ -14,9 +15,10 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from include import layout, registry
+from include import layout, onnx_model, registry
 from include.config import DatasetSchema
 from serving.app import Settings, create_app
+from serving.production import load
 
 # One flower of each species: Iris rows 0, 50 and 100 are setosa, versicolor and virginica.
 SAMPLE = [0, 50, 100]
@@ -98,7 +100,8 @@ def test_serves_the_promoted_version_with_probabilities(serve, register, root, i
     model = registry.load_model(root, version)
     assert everything["predictions"] == [str(p) for p in model.predict(iris[schema.feature_names])]
     expected = model.predict_proba(iris[schema.feature_names])
-    np.testing.assert_allclose(everything["probabilities"], expected)
+    # Served by the ONNX twin, in float32: the tolerance registration checked it to.
+    np.testing.assert_allclose(everything["probabilities"], expected, atol=onnx_model.TOLERANCE)
 
     assert client.post("/predict", json={"rows": []}).json()["predictions"] == []
 
@@ -335,3 +338,25 @@ def test_a_model_of_another_dataset_schema_is_not_served(serve, register_model, 
         in answer.json()["error"]
     )
     assert other.fingerprint in client.get("/health").json()["error"]
+
+
+def test_scikit_learn_answers_the_same_when_onnx_is_off(serve, register, root, iris, schema):
+    registry.set_production(root, register())
+    twin, plain = serve(), serve(onnx=False)
+    assert twin.get("/version").json()["runtime"] == "onnxruntime"
+    assert plain.get("/version").json()["runtime"] == "scikit-learn"
+
+    body = {"rows": rows(iris, schema)}
+    by_twin, by_plain = twin.post("/predict", json=body).json(), plain.post("/predict", json=body).json()
+    assert by_twin["predictions"] == by_plain["predictions"]
+    np.testing.assert_allclose(by_twin["probabilities"], by_plain["probabilities"], atol=onnx_model.TOLERANCE)
+
+
+def test_the_onnx_predictor_answers_many_threads_at_once_without_a_lock(register, root, iris, schema):
+    predictor = load(root, register()).predictor
+    assert predictor.thread_safe
+    columns = {name: iris[name].tolist() for name in schema.feature_names}
+    expected = predictor.predict(columns)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: predictor.predict(columns), range(200)))
+    assert all(answer == expected for answer in answers)
