@@ -23,6 +23,7 @@ REACTIONS = ("asset_triggered", "manual")
 
 
 def events_since(stack: LocalStack, asset: str, since: datetime) -> list[dict]:
+    """The asset's events published at or after ``since``, newest first."""
     return [e for e in stack.rest.asset_events(asset) if datetime.fromisoformat(e["timestamp"]) >= since]
 
 
@@ -39,7 +40,7 @@ def runs_since(
 
 def events_of_run(stack: LocalStack, asset: str, run_id: str) -> list[dict]:
     """The asset's events that the run ``run_id`` published, newest first."""
-    return [e for e in stack.rest.asset_events(asset) if e["source_run_id"] == run_id]
+    return stack.rest.asset_events(asset, source_run_id=run_id)
 
 
 def consumed_events(stack: LocalStack, dag_id: str, run_id: str) -> list[dict]:
