@@ -8,6 +8,8 @@
     POST /reload    load the version models/production.json names now (token required)
     GET  /docs      the OpenAPI documentation (/openapi.json)
 
+Every answer names the worker process that gave it in an ``X-Worker-Pid`` header.
+
 Errors answer ``{"error": "..."}`` (a 422 adds ``detail``, one entry per bad field). Bodies larger than
 ``max_body_bytes`` get a 413 before they are parsed; more than ``max_rows`` rows a 422.
 """
@@ -94,6 +96,27 @@ class BodySizeLimit:
         await self.app(scope, limited, send)
 
 
+class WorkerPid:
+    """Name the process that answered in an ``X-Worker-Pid`` header: with ``--workers N`` a client (or
+    a test) can tell which of the N uvicorn workers served it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.header = (b"x-worker-pid", str(os.getpid()).encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, named)
+
+
 def _given_token(authorization: str) -> str:
     """The token in an ``Authorization`` header: a Bearer token, or the password of HTTP Basic (what
     Airflow's HttpHook sends from a connection's login and password)."""
@@ -125,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
     )
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(WorkerPid)
     app.state.production = production
 
     @app.exception_handler(StarletteHTTPException)
