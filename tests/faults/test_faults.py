@@ -30,7 +30,11 @@ from tests.faults.support import (
     version_folders,
 )
 from tests.integration.chain import (
+    PUBLISHES,
     body,
+    chain_of,
+    consumed_events,
+    events_of_run,
     events_since,
     mail_with_subject,
     mails_since,
@@ -166,13 +170,26 @@ def test_scheduler_killed_mid_chain_the_chain_completes_once(
     started = saboteur.kill("scheduler", group=False)  # its executor workers outlive it
     saboteur.restart("scheduler", *started)
 
-    [event] = wait_for(lambda: events_since(stack, "production_model", since), 180, "a model in production")
-    version = event["extra"]["version"]
+    [landed] = events_since(stack, "raw_batches", since)
+
+    def promoted() -> dict | None:
+        chain = chain_of(stack, landed)
+        return chain if "production_model" in chain else None
+
+    chain = wait_for(promoted, 180, "the batch's model in production")
+    version = chain["production_model"]["extra"]["version"]
     for dag_id in ("etl", "train_validate", "deploy"):
-        [run] = runs_since(stack, dag_id, since)
-        assert finished(stack, dag_id, run["dag_run_id"])["state"] == "success", dag_id
-    for asset in ("raw_batches", "features", "model_candidate"):
-        assert len(events_since(stack, asset, since)) == 1, asset
+        assert finished(stack, dag_id, chain[dag_id]["dag_run_id"])["state"] == "success", dag_id
+    # Each event of the batch's chain started one run, and each run published one event and consumed
+    # only its own: the restart repeated nothing.
+    for asset, dag_id in (
+        ("raw_batches", "etl"),
+        ("features", "train_validate"),
+        ("model_candidate", "deploy"),
+    ):
+        assert [r["run_id"] for r in chain[asset]["created_dagruns"]] == [chain[dag_id]["dag_run_id"]], asset
+        assert len(consumed_events(stack, dag_id, chain[dag_id]["dag_run_id"])) == 1, dag_id
+        assert len(events_of_run(stack, PUBLISHES[dag_id], chain[dag_id]["dag_run_id"])) == 1, dag_id
     assert version_folders(data) == {**before, version: COMPLETE_VERSION}
     assert production_version(data) == version
     wait_for(lambda: served_version(stack) == version, 30, "the model server to serve it")

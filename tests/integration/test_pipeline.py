@@ -21,6 +21,7 @@ from tests.integration.chain import (
     RECIPIENT,
     STAGES,
     body,
+    chain_of,
     consumed_events,
     events_of_run,
     events_since,
@@ -49,33 +50,37 @@ def happy(stack: LocalStack, wait_for) -> Iterator[dict]:
         wait_until_idle(stack, wait_for)
         since = datetime.now(UTC)
         stack.publish(seed=11)
-
-        def promoted() -> dict | None:
-            return next(iter(events_since(stack, "production_model", since)), None)
-
-        event = wait_for(promoted, 180, "a model in production")
-        monitor_run = wait_for(
-            lambda: finished_run(stack, "monitor", since), 60, "monitor to run after deploy"
+        [landed] = wait_for(lambda: events_since(stack, "raw_batches", since), 90, "the batch to land")
+        chain = wait_for(
+            lambda: ended_at(stack, landed, "monitor"), 240, "the batch's chain to end with monitor"
         )
+        event = chain["production_model"]
         took = (datetime.fromisoformat(event["timestamp"]) - since).total_seconds()
         print(f"\npublish -> production: {took:.1f} s")
-        [landed] = events_since(stack, "raw_batches", since)
         yield {
             "since": since,
             "batch_id": landed["extra"]["batch_ids"][0],
+            "chain": chain,
             "promoted": event,
-            "monitor_run": monitor_run,
+            "monitor_run": chain["monitor"],
         }
+
+
+def ended_at(stack: LocalStack, event: dict, dag_id: str) -> dict | None:
+    """What ``event`` caused (``chain_of``), once its run of ``dag_id`` has ended."""
+    chain = chain_of(stack, event)
+    run = chain.get(dag_id)
+    return chain if run and run["state"] in ("success", "failed") else None
 
 
 def test_happy_path_reaches_production_by_itself(stack: LocalStack, happy, wait_for):
     since = happy["since"]
     batch_id = happy["batch_id"]
-    [raw] = [e for e in stack.rest.asset_events("raw_batches") if e["extra"]["batch_ids"] == [batch_id]]
-    [features] = events_since(stack, "features", since)
+    chain = happy["chain"]
+    raw, features, candidate = chain["raw_batches"], chain["features"], chain["model_candidate"]
+    assert raw["extra"]["batch_ids"] == [batch_id]
     assert features["extra"]["batch_ids"] == [batch_id]
     assert features["extra"]["rows"] == raw["extra"]["rows"]
-    [candidate] = events_since(stack, "model_candidate", since)
     assert candidate["extra"]["batch_ids"] == [batch_id]
     assert candidate["extra"]["metrics"]["accuracy"] >= candidate["extra"]["threshold"]
     promoted = happy["promoted"]["extra"]
@@ -85,7 +90,7 @@ def test_happy_path_reaches_production_by_itself(stack: LocalStack, happy, wait_
     )
 
     for dag_id in STAGES[1:]:
-        run = runs_since(stack, dag_id, since)[-1]
+        run = chain[dag_id]
         assert run["run_type"] == "asset_triggered", f"{dag_id} must be started by its asset, not by hand"
         assert run["state"] == "success", f"{dag_id} run {run['dag_run_id']} is {run['state']}"
     assert happy["monitor_run"]["state"] == "success"
@@ -116,7 +121,7 @@ def test_assets_view_shows_producers_consumers_and_metadata(stack: LocalStack, h
         assert consumer in {d["dag_id"] for d in asset["scheduled_dags"]}, name
         assert asset["uri"].startswith((stack.config.home / "data").as_uri())
     # Each event names the run it started: the lineage the Assets view draws.
-    [candidate] = events_since(stack, "model_candidate", happy["since"])
+    candidate = happy["chain"]["model_candidate"]
     assert [r["dag_id"] for r in candidate["created_dagruns"]] == ["deploy"]
     assert set(candidate["extra"]) >= {"version", "metrics", "model_type", "batch_ids", "model_sha256"}
 
@@ -152,7 +157,10 @@ def test_batch_below_threshold_sends_retrain_alert(stack: LocalStack, happy, wai
     since = datetime.now(UTC)
     stack.publish(kind="shuffled-labels", seed=13)
 
-    run = wait_for(lambda: finished_run(stack, "train_validate", since), 150, "train_validate to run")
+    [landed] = wait_for(lambda: events_since(stack, "raw_batches", since), 90, "the batch to land")
+    run = wait_for(lambda: ended_at(stack, landed, "train_validate"), 150, "train_validate to run")[
+        "train_validate"
+    ]
     states = task_states(stack, "train_validate", run["dag_run_id"])
     assert (states["register"], states["retrain_alert"]) == ("skipped", "success")
     mail = wait_for(lambda: mail_of_run(stack, since, run["dag_run_id"], "retrain needed"), 30, "the alert")
