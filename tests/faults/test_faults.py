@@ -281,8 +281,15 @@ def test_smtp_down_the_pipeline_goes_on_and_alert_tasks_fail_visibly(
         stack.publish(kind="bad", seed=31)
         [bad] = wait_for(lambda: events_since(stack, "raw_batches", since), 60, "the bad batch to land")
         stack.publish(seed=32)
-        [promoted] = wait_for(
-            lambda: events_since(stack, "production_model", since), 180, "the good batch in production"
+        good = wait_for(
+            lambda: next(
+                (e for e in events_since(stack, "raw_batches", since) if e["id"] != bad["id"]), None
+            ),
+            60,
+            "the good batch to land",
+        )
+        promoted = wait_for(
+            lambda: chain_of(stack, good).get("production_model"), 180, "the good batch in production"
         )
 
         [bad_id] = bad["extra"]["batch_ids"]
