@@ -67,6 +67,13 @@ def make_csv(path: Path, rows: int, seed: int = 7) -> int:
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak RSS since it started its program. Linux's ``VmHWM``, not ``getrusage``'s
+    ``ru_maxrss``: that one survives ``execve``, so a child forked from a large parent (a pytest
+    process that just generated the CSV) reports the parent's peak from its first line."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

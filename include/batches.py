@@ -53,12 +53,6 @@ def seen_manifests(root: str) -> list[dict]:
     return sorted(manifests, key=lambda manifest: manifest["batch_id"])
 
 
-def last_seen(root: str) -> dict | None:
-    """The manifest of the newest batch received (landed or quarantined), or None before the first."""
-    manifests = seen_manifests(root)
-    return manifests[-1] if manifests else None
-
-
 def write_reason(root: str, batch_id: str, failures: list[CheckFailure]) -> str:
     """Write the machine-readable reason a batch was rejected; return its URL."""
     url = layout.quarantined(root, batch_id, REASON_SUFFIX)

@@ -67,12 +67,6 @@ def content(root: str, sha256: str) -> dict | None:
     return None
 
 
-def is_received(root: str, sha256: str) -> bool:
-    """Whether content ``sha256`` was landed or quarantined (a landing still under way does not count)."""
-    entry = content(root, sha256)
-    return entry is not None and entry.get("outcome") in RECEIVED
-
-
 def record_content(root: str, sha256: str, outcome: str, *, batch_id: str, item: str, **fields: Any) -> dict:
     """Write the content entry of ``sha256`` (replacing an earlier state of the same content)."""
     entry = {"sha256": sha256, "outcome": outcome, "batch_id": batch_id, "item": item, "at": _now(), **fields}

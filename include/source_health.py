@@ -12,7 +12,6 @@ ingest run reads the record and does not alert again, and the first poll that an
 from __future__ import annotations
 
 import hashlib
-import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,19 +24,6 @@ def backoff(poll_interval: float, failures: int, cap: float) -> float:
     if failures <= 0:
         return poll_interval
     return min(max(cap, poll_interval), poll_interval * 2 ** min(failures, 64))
-
-
-def failed_polls(duration: float, poll_interval: float, cap: float) -> int:
-    """How many polls fail (and log one warning each) in an outage of ``duration`` seconds, counting
-    only the waits between them (a poll itself is assumed instant)."""
-    polls, elapsed = 0, 0.0
-    while elapsed <= duration:
-        polls += 1
-        wait = backoff(poll_interval, polls, cap)
-        if wait >= cap:  # the rest of the outage is polled every `cap` seconds
-            return polls + math.floor((duration - elapsed) / cap)
-        elapsed += wait
-    return polls
 
 
 def _url(root: str, url: str) -> str:

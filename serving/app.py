@@ -16,6 +16,8 @@ straight from its bytes by pydantic (the same strict row model), the answer writ
 thread-safe predictor (ONNX Runtime) runs on the event loop without a lock; scikit-learn runs on the
 thread pool, one call at a time.
 
+Every answer names the worker process that gave it in an ``X-Worker-Pid`` header.
+
 Errors answer ``{"error": "..."}`` (a 422 adds ``detail``, one entry per bad field). Bodies larger than
 ``max_body_bytes`` get a 413 before they are parsed; more than ``max_rows`` rows a 422.
 """
@@ -102,6 +104,27 @@ class BodySizeLimit:
         await self.app(scope, limited, send)
 
 
+class WorkerPid:
+    """Name the process that answered in an ``X-Worker-Pid`` header: with ``--workers N`` a client (or
+    a test) can tell which of the N uvicorn workers served it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.header = (b"x-worker-pid", str(os.getpid()).encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, named)
+
+
 def _given_token(authorization: str) -> str:
     """The token in an ``Authorization`` header: a Bearer token, or the password of HTTP Basic (what
     Airflow's HttpHook sends from a connection's login and password)."""
@@ -134,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
     )
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(WorkerPid)
     app.state.production = production
 
     @app.exception_handler(StarletteHTTPException)

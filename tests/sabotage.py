@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from scripts.stack.launcher import LocalStack
@@ -85,6 +86,19 @@ class Saboteur:
         )
         self.sessions.add(pid)
         return pid
+
+    @contextmanager
+    def keeper_paused(self) -> Iterator[None]:
+        """Freeze the stack's keeper (SIGSTOP) for the block, so a component killed in it stays dead
+        until the block ends, however long the block takes; it is thawed (SIGCONT) even if the block
+        fails, and restarts what died then."""
+        pid = self.pid("keeper")
+        self._check_ours(pid)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
     def kill_task(self, dag_id: str, run_id: str, task_id: str, timeout: float = 60) -> int:
         """SIGKILL the process running ``task_id`` as soon as it runs (its pid comes from the REST API);

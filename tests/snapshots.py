@@ -12,9 +12,10 @@ def files(folder: Path) -> dict[str, bytes]:
     }
 
 
-def snapshot(folder: Path, *, skip: str) -> dict[str, tuple[int, int]]:
+def snapshot(folder: Path, *, skip: str | None = None) -> dict[str, tuple[int, int]]:
     """Size and modification time of every file and folder under ``folder`` except the subfolder
-    ``skip``: a rewrite with the same bytes, or a new empty folder, shows too."""
+    ``skip``: a rewrite with the same bytes, or a new empty folder, shows too. Empty if ``folder``
+    does not exist."""
     return {
         p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
         for p in sorted(folder.rglob("*"))

@@ -15,6 +15,7 @@ from scripts.stack.errors import StackError
 STAGES = ("ingest", "etl", "train_validate", "deploy", "monitor")
 IDEMPOTENT = ("GET", "PATCH", "PUT", "DELETE")
 RETRIES = 15
+EVENTS_PAGE = 100
 
 
 class AirflowRestClient:
@@ -74,11 +75,30 @@ class AirflowRestClient:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
-    def asset_events(self, asset_name: str) -> list[dict]:
-        """The asset's newest events, newest first."""
+    def asset_events(self, asset_name: str, **filters: Any) -> list[dict]:
+        """Every event of the asset that matches ``filters`` (the API's, e.g. ``source_run_id``,
+        ``timestamp_gte``), newest first. The API answers a page of at most ``limit`` events (50 by
+        default), so this asks page after page until it has them all."""
         assets = self.get("/api/v2/assets", name_pattern=asset_name)["assets"]
         asset = next(a for a in assets if a["name"] == asset_name)
-        return self.get("/api/v2/assets/events", asset_id=asset["id"], order_by="-timestamp")["asset_events"]
+        events: dict[int, dict] = {}
+        offset = 0
+        while True:
+            page = self.get(
+                "/api/v2/assets/events",
+                asset_id=asset["id"],
+                order_by="-timestamp",
+                limit=EVENTS_PAGE,
+                offset=offset,
+                **filters,
+            )["asset_events"]
+            # A page ends where the API's cap ([api] maximum_page_limit) does, which may be less than
+            # asked: only an empty page is the end. An event published meanwhile pushes the older ones
+            # one place on: the last one of the page before comes again, and is kept once.
+            if not page:
+                return list(events.values())
+            events.update((event["id"], event) for event in page)
+            offset += len(page)
 
     def queued_asset_events(self, dag_id: str) -> list[dict]:
         """Asset events waiting for ``dag_id``: it has a run coming that is not created yet."""

@@ -1,10 +1,12 @@
 """Faults and hostile input on a real stack, each scenario asserting what the pipeline kept.
 
-The scenarios run in file order on one stack and build on each other: hostile params are refused
-before anything is touched; the scheduler is killed mid-chain and the chain completes once (the first
-model reaches production); tasks killed during `train` and `register` retry into one version; the
-model server is down during a promotion and production stays what is served; the SMTP server is down
-and the pipeline goes on while its alert tasks fail visibly.
+The scenarios share one stack, but each sets up what it needs (``model_in_production`` publishes a batch
+and waits for its model when none is in production yet) and checks only what it changed, so any one runs
+alone (``-k``) and in any order: hostile params are refused before anything is touched; the scheduler is
+killed mid-chain and the chain completes once; a task killed during `train` retries into one version;
+the model server is down during a promotion and production stays what is served; the SMTP server is
+down and the pipeline goes on while its alert tasks fail visibly. The stack's keeper restarts a killed
+component within seconds: where a scenario needs one down for a while, it freezes the keeper meanwhile.
 """
 
 from __future__ import annotations
@@ -28,13 +30,18 @@ from tests.faults.support import (
     version_folders,
 )
 from tests.integration.chain import (
+    PUBLISHES,
     body,
+    chain_of,
+    consumed_events,
+    events_of_run,
     events_since,
     mail_with_subject,
     mails_since,
     runs_since,
     served_version,
     task_states,
+    wait_until_idle,
 )
 from tests.sabotage import Saboteur
 from tests.snapshots import snapshot
@@ -43,6 +50,26 @@ from tests.waits import wait_for
 UNKNOWN = "20991231T235959999999Z-deadbeef"  # well-formed, names nothing
 # The Iris models of these tests convert to ONNX, so each version has its twin (include/onnx_model.py).
 COMPLETE_VERSION = ["holdout.parquet", "metadata.json", "model.joblib", "model.onnx", "reference.parquet"]
+
+
+@pytest.fixture
+def model_in_production(stack: LocalStack, data: Path) -> str:
+    """The version in production, and so a feature batch to train on: when there is none yet, a good
+    batch is published and followed to production (every passing candidate goes in: deploy_margin 1).
+    Either way the pipeline is idle when the scenario starts, so nothing it did not cause runs on."""
+    if production_version(data) is None:
+        since = datetime.now(UTC)
+        stack.publish(seed=11)
+        wait_for(lambda: events_since(stack, "production_model", since), 180, "a first model in production")
+    wait_until_idle(stack, wait_for)
+    version = production_version(data)
+    assert version is not None
+    return version
+
+
+def outputs(data: Path) -> dict[str, dict]:
+    """What the stages after etl's landing wrote: feature batches and model versions."""
+    return {name: snapshot(data / name) for name in ("features", "models")}
 
 
 def feature_batch(data: Path) -> str:
@@ -95,6 +122,7 @@ def test_a_well_formed_id_that_names_nothing_fails_the_first_task_and_touches_no
     sandbox = data.parent
     make_batch("good", rows=30, seed=1).to_parquet(sandbox / "planted.parquet")
     before = snapshot(sandbox, skip="data")
+    made = outputs(data)
     since = datetime.now(UTC)
     expected = {
         ("train_validate", "train", f"feature batch '{UNKNOWN}' not found"): {"batch_ids": [UNKNOWN]},
@@ -118,8 +146,7 @@ def test_a_well_formed_id_that_names_nothing_fails_the_first_task_and_touches_no
         assert message in body(mail).replace("&#39;", "'")
 
     assert snapshot(sandbox, skip="data") == before
-    assert not (data / "features").exists()
-    assert not (data / "models").exists()
+    assert outputs(data) == made
     for asset in ("features", "model_candidate", "production_model"):
         assert events_since(stack, asset, since) == []
 
@@ -134,6 +161,8 @@ def _failure_mails(stack: LocalStack, since: datetime, dag_id: str, task_id: str
 def test_scheduler_killed_mid_chain_the_chain_completes_once(
     stack: LocalStack, saboteur: Saboteur, data: Path
 ):
+    wait_until_idle(stack, wait_for)
+    before = version_folders(data)
     since = datetime.now(UTC)
     stack.publish(seed=21)
     # etl takes a second or two now: kill as soon as its run exists, with train and deploy still ahead.
@@ -142,14 +171,27 @@ def test_scheduler_killed_mid_chain_the_chain_completes_once(
     started = saboteur.kill("scheduler", group=False)  # its executor workers outlive it
     saboteur.restart("scheduler", *started)
 
-    [event] = wait_for(lambda: events_since(stack, "production_model", since), 180, "a model in production")
-    version = event["extra"]["version"]
+    [landed] = events_since(stack, "raw_batches", since)
+
+    def promoted() -> dict | None:
+        chain = chain_of(stack, landed)
+        return chain if "production_model" in chain else None
+
+    chain = wait_for(promoted, 180, "the batch's model in production")
+    version = chain["production_model"]["extra"]["version"]
     for dag_id in ("etl", "train_validate", "deploy"):
-        [run] = runs_since(stack, dag_id, since)
-        assert finished(stack, dag_id, run["dag_run_id"])["state"] == "success", dag_id
-    for asset in ("raw_batches", "features", "model_candidate"):
-        assert len(events_since(stack, asset, since)) == 1, asset
-    assert version_folders(data) == {version: COMPLETE_VERSION}
+        assert finished(stack, dag_id, chain[dag_id]["dag_run_id"])["state"] == "success", dag_id
+    # Each event of the batch's chain started one run, and each run published one event and consumed
+    # only its own: the restart repeated nothing.
+    for asset, dag_id in (
+        ("raw_batches", "etl"),
+        ("features", "train_validate"),
+        ("model_candidate", "deploy"),
+    ):
+        assert [r["run_id"] for r in chain[asset]["created_dagruns"]] == [chain[dag_id]["dag_run_id"]], asset
+        assert len(consumed_events(stack, dag_id, chain[dag_id]["dag_run_id"])) == 1, dag_id
+        assert len(events_of_run(stack, PUBLISHES[dag_id], chain[dag_id]["dag_run_id"])) == 1, dag_id
+    assert version_folders(data) == {**before, version: COMPLETE_VERSION}
     assert production_version(data) == version
     wait_for(lambda: served_version(stack) == version, 30, "the model server to serve it")
 
@@ -158,7 +200,7 @@ def test_scheduler_killed_mid_chain_the_chain_completes_once(
 
 
 def test_a_task_killed_during_train_retries_into_one_version(
-    stack: LocalStack, saboteur: Saboteur, data: Path
+    stack: LocalStack, saboteur: Saboteur, data: Path, model_in_production: str
 ):
     """`register` takes ~0.2 s, too short to be caught running from outside; its retry after a kill is
     tested on the files a killed registration leaves (tests/unit/include/test_registry.py)."""
@@ -183,29 +225,29 @@ def test_a_task_killed_during_train_retries_into_one_version(
 
 
 def test_model_server_down_during_promotion_keeps_production_what_is_served(
-    stack: LocalStack, saboteur: Saboteur, data: Path
+    stack: LocalStack, saboteur: Saboteur, data: Path, model_in_production: str
 ):
     kept = pointer(data)
-    served = production_version(data)
-    assert served is not None
-    started = saboteur.kill("model-server")
-    since = datetime.now(UTC)
+    served = model_in_production
+    with saboteur.keeper_paused():  # the model server stays down until the promotion has failed
+        started = saboteur.kill("model-server")
+        since = datetime.now(UTC)
 
-    run_id = train_by_hand(stack, data)
-    deploy_run = deploy_run_of(stack, run_id)
+        run_id = train_by_hand(stack, data)
+        deploy_run = deploy_run_of(stack, run_id)
 
-    assert finished(stack, "deploy", deploy_run)["state"] == "failed"
-    promote = task_instance(stack, "deploy", deploy_run, "promote")
-    assert (promote["state"], promote["try_number"]) == ("failed", 2)
-    assert task_states(stack, "deploy", deploy_run)["success_email"] == "upstream_failed"
-    assert pointer(data) == kept, "the pointer must name what the server serves"
-    assert not (data / "models" / "promotion.json").exists()
-    assert events_since(stack, "production_model", since) == []
-    assert [r for r in runs_since(stack, "monitor", since) if r["run_type"] == "asset_triggered"] == []
-    mail = wait_for(
-        lambda: mail_with_subject(stack, since, "Task failed: deploy.promote"), 30, "the failure mail"
-    )
-    assert "Connection refused" in body(mail) or "connect" in body(mail).lower()
+        assert finished(stack, "deploy", deploy_run)["state"] == "failed"
+        promote = task_instance(stack, "deploy", deploy_run, "promote")
+        assert (promote["state"], promote["try_number"]) == ("failed", 2)
+        assert task_states(stack, "deploy", deploy_run)["success_email"] == "upstream_failed"
+        assert pointer(data) == kept, "the pointer must name what the server serves"
+        assert not (data / "models" / "promotion.json").exists()
+        assert events_since(stack, "production_model", since) == []
+        assert [r for r in runs_since(stack, "monitor", since) if r["run_type"] == "asset_triggered"] == []
+        mail = wait_for(
+            lambda: mail_with_subject(stack, since, "Task failed: deploy.promote"), 30, "the failure mail"
+        )
+        assert "Connection refused" in body(mail) or "connect" in body(mail).lower()
 
     saboteur.restart("model-server", *started)
     wait_for(lambda: _served(stack) == served, 60, "the restarted model server to serve the pointer's model")
@@ -231,32 +273,41 @@ def _served(stack: LocalStack) -> str | None:
 def test_smtp_down_the_pipeline_goes_on_and_alert_tasks_fail_visibly(
     stack: LocalStack, saboteur: Saboteur, data: Path
 ):
-    started = saboteur.kill("smtp-sink")
-    mails = stack.mails()
-    since = datetime.now(UTC)
+    wait_until_idle(stack, wait_for)  # no earlier run's mail or alert task runs into this one
+    with saboteur.keeper_paused():  # the SMTP server stays down until every alert task has failed
+        started = saboteur.kill("smtp-sink")
+        mails = stack.mails()
+        since = datetime.now(UTC)
 
-    stack.publish(kind="bad", seed=31)
-    [bad] = wait_for(lambda: events_since(stack, "raw_batches", since), 60, "the bad batch to land")
-    stack.publish(seed=32)
-    [promoted] = wait_for(
-        lambda: events_since(stack, "production_model", since), 180, "the good batch in production"
-    )
+        stack.publish(kind="bad", seed=31)
+        [bad] = wait_for(lambda: events_since(stack, "raw_batches", since), 60, "the bad batch to land")
+        stack.publish(seed=32)
+        good = wait_for(
+            lambda: next(
+                (e for e in events_since(stack, "raw_batches", since) if e["id"] != bad["id"]), None
+            ),
+            60,
+            "the good batch to land",
+        )
+        promoted = wait_for(
+            lambda: chain_of(stack, good).get("production_model"), 180, "the good batch in production"
+        )
 
-    [bad_id] = bad["extra"]["batch_ids"]
-    reason = json.loads((data / "quarantine" / f"{bad_id}.reason.json").read_text())
-    assert reason["failed_checks"]
-    [etl_run] = next(e for e in stack.rest.asset_events("raw_batches") if e["id"] == bad["id"])[
-        "created_dagruns"
-    ]
-    assert finished(stack, "etl", etl_run["run_id"])["state"] == "failed"
-    alert = task_instance(stack, "etl", etl_run["run_id"], "alert_quarantined")
-    assert (alert["state"], alert["try_number"]) == ("failed", 2)
+        [bad_id] = bad["extra"]["batch_ids"]
+        reason = json.loads((data / "quarantine" / f"{bad_id}.reason.json").read_text())
+        assert reason["failed_checks"]
+        [etl_run] = next(e for e in stack.rest.asset_events("raw_batches") if e["id"] == bad["id"])[
+            "created_dagruns"
+        ]
+        assert finished(stack, "etl", etl_run["run_id"])["state"] == "failed"
+        alert = task_instance(stack, "etl", etl_run["run_id"], "alert_quarantined")
+        assert (alert["state"], alert["try_number"]) == ("failed", 2)
 
-    deploy_run = promoted["source_run_id"]
-    assert finished(stack, "deploy", deploy_run)["state"] == "failed"
-    states = task_states(stack, "deploy", deploy_run)
-    assert (states["promote"], states["success_email"]) == ("success", "failed")
-    assert production_version(data) == promoted["extra"]["version"]
-    assert stack.mails() == mails
+        deploy_run = promoted["source_run_id"]
+        assert finished(stack, "deploy", deploy_run)["state"] == "failed"
+        states = task_states(stack, "deploy", deploy_run)
+        assert (states["promote"], states["success_email"]) == ("success", "failed")
+        assert production_version(data) == promoted["extra"]["version"]
+        assert stack.mails() == mails
 
     saboteur.restart("smtp-sink", *started)

@@ -23,6 +23,7 @@ REACTIONS = ("asset_triggered", "manual")
 
 
 def events_since(stack: LocalStack, asset: str, since: datetime) -> list[dict]:
+    """The asset's events published at or after ``since``, newest first."""
     return [e for e in stack.rest.asset_events(asset) if datetime.fromisoformat(e["timestamp"]) >= since]
 
 
@@ -39,7 +40,39 @@ def runs_since(
 
 def events_of_run(stack: LocalStack, asset: str, run_id: str) -> list[dict]:
     """The asset's events that the run ``run_id`` published, newest first."""
-    return [e for e in stack.rest.asset_events(asset) if e["source_run_id"] == run_id]
+    return stack.rest.asset_events(asset, source_run_id=run_id)
+
+
+# What each stage after ingest publishes when its run succeeds (monitor publishes nothing).
+PUBLISHES = {
+    "ingest": "raw_batches",
+    "etl": "features",
+    "train_validate": "model_candidate",
+    "deploy": "production_model",
+}
+
+
+def chain_of(stack: LocalStack, event: dict) -> dict[str, dict]:
+    """What one asset event caused, followed run by run as far as it has got: for each stage, the run
+    the event before created (its ``created_dagruns``) and, under the asset's name, the event that run
+    published. Not "the newest run since": etl's 03:00 run and monitor's hourly one, or the chain they
+    start, may come in between."""
+    chain: dict[str, dict] = {}
+    asset = PUBLISHES[event["source_dag_id"]]
+    while True:
+        # Re-read: the runs an event creates are listed a moment after it is published.
+        [event] = [e for e in events_of_run(stack, asset, event["source_run_id"]) if e["id"] == event["id"]]
+        chain[asset] = event
+        created = event["created_dagruns"]
+        if not created:
+            return chain
+        dag_id, run_id = created[0]["dag_id"], created[0]["run_id"]
+        chain[dag_id] = stack.rest.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        asset = PUBLISHES.get(dag_id)
+        published = events_of_run(stack, asset, run_id) if asset else []
+        if not published:
+            return chain
+        [event] = published
 
 
 def consumed_events(stack: LocalStack, dag_id: str, run_id: str) -> list[dict]:

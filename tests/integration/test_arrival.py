@@ -14,6 +14,7 @@ import pytest
 from scripts.publish import publish
 from scripts.stack.launcher import LocalStack
 from tests.integration.chain import events_since, source_answers, task_states
+from tests.processes import alive
 from tests.sabotage import Saboteur
 
 
@@ -169,10 +170,18 @@ def test_triggerer_killed_while_the_sensor_waits(stack: LocalStack, drop: Path, 
     wait_for(lambda: deferred_since(stack, datetime.min.replace(tzinfo=UTC)), 90, "the ingest sensor")
     since = datetime.now(UTC)
 
-    killed = datetime.now(UTC)
-    saboteur.kill("triggerer")
-    path = publish(drop, rows=30, seed=3000, drop=True)
-    saboteur.restarted("triggerer")  # by the stack's keeper, on its own
+    # The keeper restarts a dead component within a second or so: frozen, it cannot restart the
+    # triggerer before the file is in the folder, whatever the machine's load.
+    with saboteur.keeper_paused():
+        killed = datetime.now(UTC)
+        saboteur.kill("triggerer")
+        path = publish(drop, rows=30, seed=3000, drop=True)
+        time.sleep(3)  # longer than the keeper's check interval: a keeper still running would act
+        dead = saboteur.last_killed["triggerer"]
+        assert saboteur.pid("triggerer") == dead, "the triggerer was restarted before the file was in"
+        assert not alive(dead)
+        assert not landed_from(stack, since, [path]), "the file landed with no triggerer to notice it"
+    saboteur.restarted("triggerer")  # by the stack's keeper, on its own, once thawed
     back = (datetime.now(UTC) - killed).total_seconds()
     print(f"\ntriggerer SIGKILLed -> restarted by the keeper: {back:.1f} s")
 

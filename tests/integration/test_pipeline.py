@@ -8,12 +8,15 @@ deploy back.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from include import layout, registry, storage
+from include.config import load_schema
 from include.ingest import land
 from scripts.publish import make_batch
 from scripts.stack.launcher import LocalStack
@@ -21,6 +24,7 @@ from tests.integration.chain import (
     RECIPIENT,
     STAGES,
     body,
+    chain_of,
     consumed_events,
     events_of_run,
     events_since,
@@ -35,6 +39,7 @@ from tests.integration.chain import (
     wait_for_run,
     wait_until_idle,
 )
+from tests.models import register_model
 from tests.received import received
 
 
@@ -49,33 +54,37 @@ def happy(stack: LocalStack, wait_for) -> Iterator[dict]:
         wait_until_idle(stack, wait_for)
         since = datetime.now(UTC)
         stack.publish(seed=11)
-
-        def promoted() -> dict | None:
-            return next(iter(events_since(stack, "production_model", since)), None)
-
-        event = wait_for(promoted, 180, "a model in production")
-        monitor_run = wait_for(
-            lambda: finished_run(stack, "monitor", since), 60, "monitor to run after deploy"
+        [landed] = wait_for(lambda: events_since(stack, "raw_batches", since), 90, "the batch to land")
+        chain = wait_for(
+            lambda: ended_at(stack, landed, "monitor"), 240, "the batch's chain to end with monitor"
         )
+        event = chain["production_model"]
         took = (datetime.fromisoformat(event["timestamp"]) - since).total_seconds()
         print(f"\npublish -> production: {took:.1f} s")
-        [landed] = events_since(stack, "raw_batches", since)
         yield {
             "since": since,
             "batch_id": landed["extra"]["batch_ids"][0],
+            "chain": chain,
             "promoted": event,
-            "monitor_run": monitor_run,
+            "monitor_run": chain["monitor"],
         }
+
+
+def ended_at(stack: LocalStack, event: dict, dag_id: str) -> dict | None:
+    """What ``event`` caused (``chain_of``), once its run of ``dag_id`` has ended."""
+    chain = chain_of(stack, event)
+    run = chain.get(dag_id)
+    return chain if run and run["state"] in ("success", "failed") else None
 
 
 def test_happy_path_reaches_production_by_itself(stack: LocalStack, happy, wait_for):
     since = happy["since"]
     batch_id = happy["batch_id"]
-    [raw] = [e for e in stack.rest.asset_events("raw_batches") if e["extra"]["batch_ids"] == [batch_id]]
-    [features] = events_since(stack, "features", since)
+    chain = happy["chain"]
+    raw, features, candidate = chain["raw_batches"], chain["features"], chain["model_candidate"]
+    assert raw["extra"]["batch_ids"] == [batch_id]
     assert features["extra"]["batch_ids"] == [batch_id]
     assert features["extra"]["rows"] == raw["extra"]["rows"]
-    [candidate] = events_since(stack, "model_candidate", since)
     assert candidate["extra"]["batch_ids"] == [batch_id]
     assert candidate["extra"]["metrics"]["accuracy"] >= candidate["extra"]["threshold"]
     promoted = happy["promoted"]["extra"]
@@ -85,7 +94,7 @@ def test_happy_path_reaches_production_by_itself(stack: LocalStack, happy, wait_
     )
 
     for dag_id in STAGES[1:]:
-        run = runs_since(stack, dag_id, since)[-1]
+        run = chain[dag_id]
         assert run["run_type"] == "asset_triggered", f"{dag_id} must be started by its asset, not by hand"
         assert run["state"] == "success", f"{dag_id} run {run['dag_run_id']} is {run['state']}"
     assert happy["monitor_run"]["state"] == "success"
@@ -116,7 +125,7 @@ def test_assets_view_shows_producers_consumers_and_metadata(stack: LocalStack, h
         assert consumer in {d["dag_id"] for d in asset["scheduled_dags"]}, name
         assert asset["uri"].startswith((stack.config.home / "data").as_uri())
     # Each event names the run it started: the lineage the Assets view draws.
-    [candidate] = events_since(stack, "model_candidate", happy["since"])
+    candidate = happy["chain"]["model_candidate"]
     assert [r["dag_id"] for r in candidate["created_dagruns"]] == ["deploy"]
     assert set(candidate["extra"]) >= {"version", "metrics", "model_type", "batch_ids", "model_sha256"}
 
@@ -152,7 +161,10 @@ def test_batch_below_threshold_sends_retrain_alert(stack: LocalStack, happy, wai
     since = datetime.now(UTC)
     stack.publish(kind="shuffled-labels", seed=13)
 
-    run = wait_for(lambda: finished_run(stack, "train_validate", since), 150, "train_validate to run")
+    [landed] = wait_for(lambda: events_since(stack, "raw_batches", since), 90, "the batch to land")
+    run = wait_for(lambda: ended_at(stack, landed, "train_validate"), 150, "train_validate to run")[
+        "train_validate"
+    ]
     states = task_states(stack, "train_validate", run["dag_run_id"])
     assert (states["register"], states["retrain_alert"]) == ("skipped", "success")
     mail = wait_for(lambda: mail_of_run(stack, since, run["dag_run_id"], "retrain needed"), 30, "the alert")
@@ -246,35 +258,79 @@ def test_backfill_of_etl_processes_the_batches_landed_in_its_interval(stack: Loc
     assert event["extra"]["batch_ids"] == [manifest["batch_id"]]
 
 
-def test_candidate_not_better_than_production_is_kept_out_then_deployed_and_rolled_back(
-    stack: LocalStack, happy, wait_for, variables
-):
-    batch_id = happy["batch_id"]
-    variables(deploy_margin="-1")  # a candidate would have to beat production by 100 points
-    wait_until_idle(stack, wait_for)
-    first = production(stack)["version"]  # whatever earlier scenarios left in production
-    since = datetime.now(UTC)
-    trained = stack.rest.trigger("train_validate", {"model_type": "linear", "batch_ids": [batch_id]})
+MARGIN = 0.05  # a candidate may score up to 5 points of accuracy below production and still go in
+
+
+def scores(reason: str) -> tuple[float, float]:
+    """(candidate, production) from a decision's reason: "candidate accuracy 0.97 vs production 0.3 ..."."""
+    found = re.search(r"candidate \w+ ([\d.]+) vs production ([\d.]+) .*margin ([\d.-]+)", reason)
+    assert found, reason
+    assert float(found[3]) == MARGIN, reason
+    return float(found[1]), float(found[2])
+
+
+def candidate_of(stack: LocalStack, wait_for, conf: dict) -> dict:
+    """Train by hand with ``conf``; the candidate event, once the deploy run it starts has ended."""
+    trained = stack.rest.trigger("train_validate", conf)
     wait_for_run(stack, wait_for, "train_validate", trained["dag_run_id"])
 
-    def candidate_with_its_run() -> list[dict]:
-        """The run's candidate event, once the deploy run it starts exists (a moment after the event)."""
-        events = stack.rest.asset_events("model_candidate")
-        mine = [e for e in events if e["source_run_id"] == trained["dag_run_id"]]
-        return mine if mine and mine[0]["created_dagruns"] else []
+    def deployed() -> dict | None:
+        [candidate] = events_of_run(stack, "model_candidate", trained["dag_run_id"]) or [None]
+        if not candidate or not candidate["created_dagruns"]:
+            return None
+        [deploy] = candidate["created_dagruns"]
+        run = stack.rest.get(f"/api/v2/dags/deploy/dagRuns/{deploy['run_id']}")
+        return candidate if run["state"] in ("success", "failed") else None
 
-    [candidate] = wait_for(candidate_with_its_run, 60, "the deploy run the candidate starts")
-    second = candidate["extra"]["version"]
-    assert candidate["extra"]["model_type"] == "linear"
-    [auto_deploy] = candidate["created_dagruns"]
-    wait_for_run(stack, wait_for, "deploy", auto_deploy["run_id"])
+    return wait_for(deployed, 120, "the deploy run the candidate starts to end")
+
+
+def test_champion_challenger_with_a_real_margin_then_deployed_and_rolled_back_by_hand(
+    stack: LocalStack, happy, wait_for, variables
+):
+    """deploy_margin 0.05. Against a weak champion (a linear model trained on the batch with its labels
+    shuffled, registered here) a good random forest is promoted; against that forest, a one-split
+    forest (a single stump, at most ~2/3 right on three classes) scores more than the margin below and
+    is kept out. Then the stump is deployed by hand and rolled back."""
+    batch_id = happy["batch_id"]
+    variables(deploy_margin=str(MARGIN))
+    wait_until_idle(stack, wait_for)
+    root = stack.config.storage_root
+    frame = storage.read_parquet(layout.feature_batch(root, batch_id))
+    schema = load_schema()
+    shuffled = frame.assign(**{schema.label: frame[schema.label].sample(frac=1, random_state=5).to_numpy()})
+    weak = register_model(root, shuffled, schema, threshold=0.0, batch_ids=[batch_id])["version"]
+    registry.set_production(root, weak)
+    since = datetime.now(UTC)
+
+    good = candidate_of(stack, wait_for, {"model_type": "random_forest", "batch_ids": [batch_id]})
+    first = good["extra"]["version"]
+    [promoted] = events_of_run(stack, "production_model", good["created_dagruns"][0]["run_id"])
+    assert promoted["extra"]["version"] == first == production(stack)["version"]
+    assert promoted["extra"]["previous_version"] == weak
+    candidate_score, champion_score = scores(promoted["extra"]["reason"])
+    assert candidate_score > champion_score + MARGIN, "not a test of the margin: the champion is not weak"
+
+    stump = {"n_estimators": 1, "max_depth": 1}
+    conf = {
+        "model_type": "random_forest",
+        "hyperparameters": stump,
+        "threshold": 0.3,
+        "batch_ids": [batch_id],
+    }
+    kept = candidate_of(stack, wait_for, conf)
+    second = kept["extra"]["version"]
+    [auto_deploy] = kept["created_dagruns"]
     assert task_states(stack, "deploy", auto_deploy["run_id"])["kept_out_alert"] == "success"
+    assert events_of_run(stack, "production_model", auto_deploy["run_id"]) == []
     assert production(stack)["version"] == first
     mail = wait_for(
         lambda: mail_with_subject(stack, since, "kept out of production"), 30, "the kept-out e-mail"
     )
     assert second in mail["Subject"]
     assert "held-out data" in body(mail)
+    candidate_score, champion_score = scores(" ".join(body(mail).split()))
+    assert candidate_score < champion_score - MARGIN
 
     forward = stack.rest.trigger("deploy", {"version": second})
     wait_for_run(stack, wait_for, "deploy", forward["dag_run_id"])

@@ -27,7 +27,6 @@ def files(folder: Path) -> list[str]:
 def test_empty_root_has_no_batches(root):
     assert batches.list_raw_batches(root) == []
     assert batches.seen_manifests(root) == []
-    assert batches.last_seen(root) is None
 
 
 def test_landed_batches_are_listed_oldest_first_and_read_back(root, land, iris):
@@ -48,7 +47,6 @@ def test_a_batch_without_its_manifest_is_incomplete_and_ignored(root, land, iris
 
     assert batches.list_raw_batches(root) == [FIRST]
     assert [m["batch_id"] for m in batches.seen_manifests(root)] == [FIRST]
-    assert batches.last_seen(root)["batch_id"] == FIRST
 
 
 @pytest.mark.parametrize(
@@ -104,7 +102,6 @@ def test_quarantined_batches_are_still_seen(root, land, iris):
     batches.quarantine_batch(root, FIRST, FAILURES)
 
     assert [m["batch_id"] for m in batches.seen_manifests(root)] == [FIRST, SECOND, THIRD]
-    assert batches.last_seen(root)["batch_id"] == THIRD
     assert batches.list_raw_batches(root) == [SECOND]
 
 

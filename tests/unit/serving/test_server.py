@@ -7,6 +7,7 @@ import os
 import signal
 
 import httpx
+import psutil
 import pytest
 
 from include import registry
@@ -23,20 +24,35 @@ def group_alive(pgid: int) -> bool:
 
 
 def test_two_workers_serve_the_same_version_and_follow_the_pointer(server, register_model, root):
+    """Both uvicorn workers answer (each names its pid in ``X-Worker-Pid``), and each serves the
+    version the pointer names, before and after it moves."""
     first = register_model()["version"]
     registry.set_production(root, first)
     client = server("--workers", "2")
     row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    workers = {child.pid for child in psutil.Process(server.processes[-1].pid).children(recursive=True)}
 
-    def versions() -> set[str]:
-        # A new connection each time, so the kernel spreads them over both workers.
-        url = f"{client.base_url}/predict"
-        return {httpx.post(url, json={"rows": [row]}).json()["version"] for _ in range(20)}
+    def served_by_both(version: str) -> dict[int, set[str]]:
+        """Predictions on a new connection each, until each worker has answered one, seen as
+        {worker pid: versions it answered}. The workers share one listening socket, and which one
+        accepts a connection is the kernel's choice: under load one may take many in a row."""
+        answered: dict[int, set[str]] = {}
 
-    assert versions() == {first}
+        def both() -> bool:
+            response = httpx.post(f"{client.base_url}/predict", json={"rows": [row]}, timeout=10)
+            answered.setdefault(int(response.headers["x-worker-pid"]), set()).add(response.json()["version"])
+            return len(answered) == 2
+
+        wait_for(both, timeout=60, what="both workers to answer", interval=0.05)
+        return answered
+
+    answered = served_by_both(first)
+    assert set(answered) <= workers
+    assert answered == {pid: {first} for pid in answered}
     second = register_model()["version"]
     registry.set_production(root, second)
-    assert versions() == {second}
+    answered = served_by_both(second)
+    assert answered == {pid: {second} for pid in answered}
     reload = client.post("/reload", headers={"Authorization": f"Bearer {TOKEN}"})
     assert reload.json()["version"] == second
     assert client.post("/reload").status_code == 401
