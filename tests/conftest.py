@@ -23,6 +23,9 @@ os.environ.update(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
         "AIRFLOW__API__BASE_URL": "http://airflow.test:8080",
         "PIPELINE_STORAGE_ROOT": str(AIRFLOW_HOME / "data"),
+        # As the local stack runs tasks (scripts/stack/config.py): OpenMP threads of the models fitted
+        # in tests would otherwise wait on each other on 2 busy cores.
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
     }
 )
 

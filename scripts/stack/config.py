@@ -204,6 +204,9 @@ class StackConfig:
                 }
             ),
             "MODEL_SERVER_TOKEN": self.model_server_token,
+            # One OpenMP thread per task: on 2 cores shared with the scheduler and other tasks, the
+            # gradient-boosting models' OpenMP threads wait on each other and fit many times slower.
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
             "PIPELINE_STORAGE_ROOT": self.storage_root,
             "PIPELINE_SCHEMA": str(self.schema_file),
         }
