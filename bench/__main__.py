@@ -1,6 +1,6 @@
 """``python -m bench [NAME ...]``: run the benchmarks (all by default) and append their records to
 ``bench/results/``. Names: latency, overhead, deferral (these three share one stack per executor),
-limit, etl, parse, serving.
+limit, etl, parse, serving, arrival.
 
 Sizes come from the environment, so a quick run is one variable away:
 
@@ -19,6 +19,9 @@ Sizes come from the environment, so a quick run is one variable away:
     BENCH_SERVING_WORKERS=1,2       uvicorn workers of the FastAPI server (the old server has none)
     BENCH_SERVING_MODELS=random_forest,linear   model types served
     BENCH_SERVING_SECONDS=10        measured seconds per server x rows x clients, after 1 s of warm-up
+    BENCH_ARRIVAL_SIZES=100,10000,100000   files already received in the drop folder
+    BENCH_ARRIVAL_STORES=local,s3          local disk and/or the S3 emulator (moto)
+    BENCH_ARRIVAL_POLLS=5                  idle polls measured per trigger
     BENCH_RESULTS_DIR=bench/results
 """
 
@@ -27,10 +30,10 @@ from __future__ import annotations
 import os
 import sys
 
-from bench import etl_scale, latency, limit, orchestrated, parse_train, record, serving
+from bench import arrival, etl_scale, latency, limit, orchestrated, parse_train, record, serving
 
 STACK = {"latency", "overhead", "deferral"}
-NAMES = ("limit", "etl", "parse", "serving", *sorted(STACK))
+NAMES = ("limit", "etl", "parse", "serving", "arrival", *sorted(STACK))
 
 
 def main(argv: list[str]) -> None:
@@ -67,6 +70,14 @@ def main(argv: list[str]) -> None:
         )
         record.append("serving", result)
         serving.print_report(result)
+    if "arrival" in names:
+        result = arrival.run(
+            record.env_ints("BENCH_ARRIVAL_SIZES", "100,10000,100000"),
+            (os.environ.get("BENCH_ARRIVAL_STORES") or "local,s3").split(","),
+            record.env_int("BENCH_ARRIVAL_POLLS", 5),
+        )
+        record.append("arrival", result)
+        arrival.print_report(result)
     if names & STACK:
         result = orchestrated.main(names & STACK)
         if plain and result["latency"]:
