@@ -160,3 +160,20 @@ def test_the_listing_after_a_name_on_s3_sees_each_file_as_the_full_listing_does(
     assert sources.list_folder(url, after="a.csv") == full[1:]
     assert sources.list_folder(url, after="") == full
     assert sources.list_folder(f"{s3_root}/missing/", after="") == []
+
+
+def test_on_s3_a_new_watcher_offers_only_the_new_file(s3_endpoint, s3_root):
+    fs = s3_endpoint.filesystem()
+    for name in ("a.csv", "b.csv"):
+        fs.pipe(f"{s3_root}/drop/{name}".removeprefix("s3://"), b"x\n1\n")
+    url, root = f"{s3_root}/drop/", f"{s3_root}/data"
+    for item in sources.list_folder(url):
+        receive(root, item)
+    poll(FolderWatch(url, root, full_every=HOUR, max_bytes=100), {})  # the first full listing
+    assert ledger.folder_mark(root, url)["after"] == "b.csv"
+
+    fs.pipe(f"{s3_root}/drop/c.csv".removeprefix("s3://"), b"x\n2\n")
+    watch, previous = FolderWatch(url, root, full_every=HOUR, max_bytes=100), {}
+    assert poll(watch, previous) == []
+    assert [i.url for i in poll(watch, previous)] == [f"{url}c.csv"]
+    assert not watch.full
