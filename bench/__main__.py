@@ -22,6 +22,7 @@ Sizes come from the environment, so a quick run is one variable away:
     BENCH_ARRIVAL_SIZES=100,10000,100000   files already received in the drop folder
     BENCH_ARRIVAL_STORES=local,s3          local disk and/or the S3 emulator (moto)
     BENCH_ARRIVAL_POLLS=5                  idle polls measured per trigger
+    BENCH_ARRIVAL_BEFORE_S3_MAX=10000      larger S3 sizes: the old poll measured once (moto is slow)
     BENCH_RESULTS_DIR=bench/results
 """
 
@@ -75,6 +76,7 @@ def main(argv: list[str]) -> None:
             record.env_ints("BENCH_ARRIVAL_SIZES", "100,10000,100000"),
             (os.environ.get("BENCH_ARRIVAL_STORES") or "local,s3").split(","),
             record.env_int("BENCH_ARRIVAL_POLLS", 5),
+            record.env_int("BENCH_ARRIVAL_BEFORE_S3_MAX", 10_000),
         )
         record.append("arrival", result)
         arrival.print_report(result)

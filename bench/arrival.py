@@ -32,7 +32,7 @@ from bench import record
 from include import layout, ledger, sources
 
 SIDES = ("before", "after")
-BUCKET = "bench-arrival"
+BUCKET = "bench-arrival-{}"
 
 
 def _trigger_classes():
@@ -70,10 +70,10 @@ def _moto(sizes: list[int], log: Path):
     from scripts.stack.supervisor import free_port
 
     port = free_port()
-    specs = [f"drop-{n}/={n}" for n in sizes]
+    specs = [f"{BUCKET.format(n)}={n}" for n in sizes]
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bench.moto_seeded", str(port), BUCKET, *specs],
+            [sys.executable, "-m", "bench.moto_seeded", str(port), *specs],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=record.REPO,
@@ -179,7 +179,16 @@ async def _detect(trigger, store: str, url: str, name: str) -> float:
     return latency
 
 
-def measure(store: str, size: int, url: str, root: str, endpoint: str | None, polls: int) -> dict[str, Any]:
+def measure(
+    store: str,
+    size: int,
+    url: str,
+    root: str,
+    endpoint: str | None,
+    polls: int,
+    *,
+    before_one_poll: bool = False,
+) -> dict[str, Any]:
     classes = _trigger_classes()
     common = {"url": url, "storage_root": root, "poll_interval": 1.0}
     result: dict[str, Any] = {"store": store, "files": size, "load_avg_before": list(os.getloadavg())}
@@ -190,13 +199,20 @@ def measure(store: str, size: int, url: str, root: str, endpoint: str | None, po
         result["after_full_listing"] = await _timed_poll(first, endpoint)
         for side in SIDES:
             result[side] = {"first_two_polls": [], "idle_polls": []}
+        if before_one_poll:  # a new trigger's first poll: the whole listing, as every idle poll
+            result["before"]["idle_polls"].append(await _timed_poll(classes["before"](**common), endpoint))
         for _ in range(2):  # alternate the sides, twice each, to spread the machine's noise
             for side in SIDES:
+                if side == "before" and before_one_poll:
+                    continue
                 trigger = classes[side](**common)
                 two = [await _timed_poll(trigger, endpoint) for _ in range(2)]
                 result[side]["first_two_polls"].append({k: sum(p[k] for p in two) for k in two[0]})
                 result[side]["idle_polls"] += [await _timed_poll(trigger, endpoint) for _ in range(polls)]
         for n, side in enumerate(SIDES):
+            if side == "before" and before_one_poll:
+                result[side]["detect_s"] = None
+                continue
             result[side]["detect_s"] = await _detect(classes[side](**common), store, url, f"g-{n}.csv")
 
     asyncio.run(run())
@@ -207,9 +223,9 @@ def measure(store: str, size: int, url: str, root: str, endpoint: str | None, po
             "idle_wall_s": statistics.median(p["wall_s"] for p in idle),
             "idle_cpu_s": statistics.median(p["cpu_s"] for p in idle),
             "idle_requests": statistics.median(p["requests"] for p in idle),
-            "first_two_wall_s": min(p["wall_s"] for p in firsts),
-            "first_two_cpu_s": min(p["cpu_s"] for p in firsts),
-            "first_two_requests": min(p["requests"] for p in firsts),
+            "first_two_wall_s": min((p["wall_s"] for p in firsts), default=None),
+            "first_two_cpu_s": min((p["cpu_s"] for p in firsts), default=None),
+            "first_two_requests": min((p["requests"] for p in firsts), default=None),
         }
         # Requests per minute while idle, polling once a second: a poll starts a second after one ends.
         result[side]["idle_requests_per_min"] = (
@@ -229,7 +245,9 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def run(sizes: list[int], stores: list[str], polls: int = 5) -> dict[str, Any]:
+def run(sizes: list[int], stores: list[str], polls: int = 5, before_s3_max: int = 10_000) -> dict[str, Any]:
+    """Every size on every store; on S3, sizes over ``before_s3_max`` measure the before side with one
+    poll only (no first polls, no detection): on the emulator its whole-bucket listing takes minutes."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-arrival-") as tmp:
         work = Path(tmp)
@@ -243,11 +261,12 @@ def run(sizes: list[int], stores: list[str], polls: int = 5) -> dict[str, Any]:
         if "s3" in stores:
             with _moto(sizes, work / "moto.log") as endpoint:
                 for size in sizes:
-                    url, root = f"s3://{BUCKET}/drop-{size}/", (work / f"s3root-{size}").as_uri()
+                    url, root = f"s3://{BUCKET.format(size)}/drop/", (work / f"s3root-{size}").as_uri()
                     _seed_ledger(root, url)
-                    rows.append(measure("s3", size, url, root, endpoint, polls))
+                    light = size > before_s3_max
+                    rows.append(measure("s3", size, url, root, endpoint, polls, before_one_poll=light))
                     print(rows[-1], flush=True)
-    return {"polls": polls, "rows": rows}
+    return {"polls": polls, "before_s3_max": before_s3_max, "rows": rows}
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -274,7 +293,7 @@ def print_report(result: dict[str, Any]) -> None:
                 r[side]["idle_cpu_s"] * 1000,
                 r[side]["idle_requests"] if r["store"] == "s3" else None,
                 r[side]["idle_requests_per_min"] if r["store"] == "s3" else None,
-                r[side]["first_two_wall_s"] * 1000,
+                None if r[side]["first_two_wall_s"] is None else r[side]["first_two_wall_s"] * 1000,
                 r["after_full_listing"]["wall_s"] * 1000 if side == "after" else None,
                 r[side]["detect_s"],
                 r["load_avg_before"][0],

@@ -1,7 +1,9 @@
-"""``python -m bench.moto_seeded PORT BUCKET PREFIX=COUNT ...``: moto's S3 server, in a process of its own,
-with ``COUNT`` tiny objects under each ``PREFIX`` put straight into its backend (100,000 PUTs over HTTP
-would take minutes on a shared 2-core machine). ``GET /__requests`` answers how many requests it has
-served (that one excluded), so a benchmark counts S3 requests on the server side, whatever the client.
+"""``python -m bench.moto_seeded PORT BUCKET=COUNT ...``: moto's S3 server, in a process of its own, with
+``COUNT`` tiny objects under ``drop/`` in each ``BUCKET``, put straight into its backend (100,000 PUTs
+over HTTP would take minutes on a shared 2-core machine). One bucket per size: moto scans every key of
+a bucket for each listing request, so a size of its own keeps the small sizes' figures their own.
+``GET /__requests`` answers how many requests it has served (that one excluded), so a benchmark counts
+S3 requests on the server side, whatever the client.
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ class Counting:
         return self.app(environ, start_response)
 
 
-def main(port: int, bucket: str, specs: list[str]) -> None:
+def main(port: int, specs: list[str]) -> None:
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
-    backend.create_bucket(bucket, "us-east-1")
     for spec in specs:
-        prefix, count = spec.rsplit("=", 1)
+        bucket, count = spec.rsplit("=", 1)
+        backend.create_bucket(bucket, "us-east-1")
         for n in range(int(count)):
-            backend.put_object(bucket, f"{prefix}f-{n:07}.csv", b"x\n1\n")
+            backend.put_object(bucket, f"drop/f-{n:07}.csv", b"x\n1\n")
     app = Counting(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", port, app, True, request_handler=MotoRequestHandler)
     print("ready", flush=True)
@@ -47,4 +49,4 @@ def main(port: int, bucket: str, specs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2], sys.argv[3:])
+    main(int(sys.argv[1]), sys.argv[2:])
