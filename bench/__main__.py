@@ -1,7 +1,7 @@
 """``python -m bench [NAME ...]``: run the benchmarks (all by default) and append their records to
 ``bench/results/``. Names: latency, overhead, deferral (these three share one stack per executor),
-limit, etl, parse, datasets, serving, demo (``make demo`` in a fresh clone, install included, and the
-install alone by pip and by uv).
+limit, etl, parse, datasets, serving, arrival, demo (``make demo`` in a fresh clone, install included,
+and the install alone by pip and by uv).
 
 Sizes come from the environment, so a quick run is one variable away:
 
@@ -23,6 +23,10 @@ Sizes come from the environment, so a quick run is one variable away:
                                     new-sklearn (new with --runtime scikit-learn)
     BENCH_SERVING_MODELS=random_forest,linear   model types served
     BENCH_SERVING_SECONDS=10        measured seconds per server x rows x clients, after 1 s of warm-up
+    BENCH_ARRIVAL_SIZES=100,10000,100000   files already received in the drop folder
+    BENCH_ARRIVAL_STORES=local,s3          local disk and/or the S3 emulator (moto)
+    BENCH_ARRIVAL_POLLS=5                  idle polls measured per trigger
+    BENCH_ARRIVAL_BEFORE_S3_MAX=10000      larger S3 sizes: the old poll measured once (moto is slow)
     BENCH_RESULTS_DIR=bench/results
 """
 
@@ -31,10 +35,21 @@ from __future__ import annotations
 import os
 import sys
 
-from bench import datasets, demo, etl_scale, latency, limit, orchestrated, parse_train, record, serving
+from bench import (
+    arrival,
+    datasets,
+    demo,
+    etl_scale,
+    latency,
+    limit,
+    orchestrated,
+    parse_train,
+    record,
+    serving,
+)
 
 STACK = {"latency", "overhead", "deferral"}
-NAMES = ("limit", "etl", "parse", "datasets", "serving", "demo", *sorted(STACK))
+NAMES = ("limit", "etl", "parse", "datasets", "serving", "arrival", "demo", *sorted(STACK))
 
 
 def main(argv: list[str]) -> None:
@@ -78,6 +93,15 @@ def main(argv: list[str]) -> None:
         )
         record.append("serving", result)
         serving.print_report(result)
+    if "arrival" in names:
+        result = arrival.run(
+            record.env_ints("BENCH_ARRIVAL_SIZES", "100,10000,100000"),
+            (os.environ.get("BENCH_ARRIVAL_STORES") or "local,s3").split(","),
+            record.env_int("BENCH_ARRIVAL_POLLS", 5),
+            record.env_int("BENCH_ARRIVAL_BEFORE_S3_MAX", 10_000),
+        )
+        record.append("arrival", result)
+        arrival.print_report(result)
     if "demo" in names:
         result = demo.run()
         record.append("demo", result)

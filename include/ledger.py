@@ -10,7 +10,8 @@ workers never lose each other's entries (nothing is read, changed and rewritten 
 - ``items/<key>``: one version of one source item (the URL or file, plus its ETag / Last-Modified or
   size / mtime) and its outcome, including ``duplicate``. The folder trigger skips files it lists here;
   an item is recorded last, so one whose landing did not finish is offered again.
-- ``sources/<key>``: the newest validators seen at a single URL, for conditional GETs.
+- ``sources/<key>``: the newest validators seen at a single URL, for conditional GETs; for a drop
+  folder, its watermark (``include.folder_watch``): where its next listing may start.
 
 A torn entry (unreadable JSON) is treated as missing and rewritten; a torn content entry is first
 rebuilt from the batch manifests, which are the truth about what landed.
@@ -120,3 +121,18 @@ def source_fingerprint(root: str, url: str) -> dict | None:
     """``{"etag", "last_modified", "sha256"}`` last seen at ``url``, or None."""
     entry = _read(layout.ledger(root, "sources", key(url)))
     return {k: entry.get(k) for k in ("etag", "last_modified", "sha256")} if entry else None
+
+
+def folder_mark(root: str, url: str) -> dict | None:
+    """The watermark last saved for the drop folder ``url`` (``{"after", "full_listing_at"}``), or None
+    (also when torn: the next poll lists the whole folder and saves it again)."""
+    entry = _read(layout.ledger(root, "sources", key("folder", url)))
+    return entry or None
+
+
+def save_folder_mark(root: str, url: str, after: str, full_listing_at: float) -> None:
+    """Save the drop folder ``url``'s watermark (last writer wins: every value written is safe)."""
+    storage.write_json_atomic(
+        layout.ledger(root, "sources", key("folder", url)),
+        {"url": url, "after": after, "full_listing_at": full_listing_at, "at": _now()},
+    )

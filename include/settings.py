@@ -102,6 +102,14 @@ _SETTINGS = (
     Setting("crawl_max_bytes", int, 1_000_000_000, "larger content is neither downloaded nor hashed"),
     Setting("crawl_max_columns", int, 1000, "a CSV whose header has more columns is quarantined unread"),
     Setting(
+        "crawl_full_listing_seconds",
+        float,
+        300.0,
+        "a drop folder is listed whole this often (other polls list only the files named after its "
+        "watermark): how long a file named before the newest received one, or rewritten in place, "
+        "may wait",
+    ),
+    Setting(
         "source_alert_after_seconds",
         float,
         600.0,

@@ -17,16 +17,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import os
 import posixpath
 import ssl
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from stat import S_ISREG
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import certifi
 import fsspec
 import httpx
+from fsspec.implementations.local import LocalFileSystem
 
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)  # not httpx's is_redirect: that is every 3xx, 304 included
@@ -172,10 +176,59 @@ def _mtime(info: dict[str, Any]) -> float:
     return 0.0
 
 
-def list_folder(url: str) -> list[FileItem]:
-    """The files directly in the folder ``url`` (none if it does not exist), hidden names left out."""
+def list_folder(url: str, after: str | None = None, cache: DirCache | None = None) -> list[FileItem]:
+    """The files directly in the folder ``url`` (none if it does not exist), hidden names left out; with
+    ``after`` (a file name), only those whose name sorts after it, at a cost that depends on how many
+    those are, not on how many files the folder holds (see :func:`_list_after`)."""
     fs, path = fsspec.core.url_to_fs(url)
     fs.invalidate_cache(path)  # object stores cache listings; a poll must see the store as it is now
+    if after is not None:
+        return _list_after(fs, path, after, cache)
+    try:
+        entries = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return []
+    return [
+        FileItem(fs.unstrip_protocol(entry["name"]), int(entry.get("size") or 0), _mtime(entry))
+        for entry in entries
+        if entry.get("type") == "file" and _visible(entry["name"])
+    ]
+
+
+def _visible(name: str) -> bool:
+    return not posixpath.basename(name.rstrip("/")).startswith(IGNORED_PREFIXES)
+
+
+@dataclass
+class DirCache:
+    """The names a local folder held at its last scan (those after the watermark), with the folder's
+    modification time then: a folder whose mtime has not changed since holds the same names."""
+
+    mtime_ns: int = -1
+    scanned_ns: int = 0
+    names: tuple[str, ...] = ()
+
+
+# A folder's mtime comes from the kernel's coarse clock (up to a few ms behind); a scan that began
+# less than this after the folder's last change is not trusted to have seen every name ("racy git").
+RACY_NS = 2_000_000_000
+
+
+def _list_after(
+    fs: fsspec.AbstractFileSystem, path: str, after: str, cache: DirCache | None
+) -> list[FileItem]:
+    """The visible files in ``path`` named after ``after``.
+
+    - S3: ``ListObjectsV2`` with ``StartAfter``: one request per 1,000 such files, whatever sorts before.
+    - A local disk: a ``stat`` of the folder; the folder is scanned again (names only) only when its
+      mtime changed (a name was added, removed or renamed), then each file after ``after`` is
+      ``stat``-ed. Passing the same ``cache`` from poll to poll is what skips the scan.
+    - Any other store: a listing of the whole folder, filtered (its size still grows with the folder).
+    """
+    if isinstance(fs, LocalFileSystem):
+        return _local_after(fs, path, after, cache)
+    if "s3" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol):
+        return _s3_after(fs, path, after)
     try:
         entries = fs.ls(path, detail=True)
     except FileNotFoundError:
@@ -184,8 +237,51 @@ def list_folder(url: str) -> list[FileItem]:
         FileItem(fs.unstrip_protocol(entry["name"]), int(entry.get("size") or 0), _mtime(entry))
         for entry in entries
         if entry.get("type") == "file"
-        and not posixpath.basename(entry["name"].rstrip("/")).startswith(IGNORED_PREFIXES)
+        and _visible(entry["name"])
+        and posixpath.basename(entry["name"].rstrip("/")) > after
     ]
+
+
+def _local_after(fs: LocalFileSystem, path: str, after: str, cache: DirCache | None) -> list[FileItem]:
+    cache = cache if cache is not None else DirCache()
+    try:
+        mtime_ns = os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return []
+    if mtime_ns != cache.mtime_ns or cache.scanned_ns - mtime_ns < RACY_NS:
+        scanned_ns = time.time_ns()
+        try:
+            with os.scandir(path) as entries:
+                names = tuple(e.name for e in entries if e.name > after and _visible(e.name))
+        except FileNotFoundError:
+            return []
+        cache.mtime_ns, cache.scanned_ns, cache.names = mtime_ns, scanned_ns, names
+    items = []
+    for name in cache.names:
+        if name <= after:
+            continue
+        try:
+            stat = os.stat(os.path.join(path, name))
+        except FileNotFoundError:  # removed since the scan
+            continue
+        if S_ISREG(stat.st_mode):
+            items.append(FileItem(fs.unstrip_protocol(f"{path}/{name}"), stat.st_size, stat.st_mtime))
+    return items
+
+
+def _s3_after(fs: fsspec.AbstractFileSystem, path: str, after: str) -> list[FileItem]:
+    bucket, key, _ = fs.split_path(path)
+    prefix = f"{key.rstrip('/')}/" if key else ""
+    request = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/", "StartAfter": prefix + after}
+    items = []
+    while True:
+        page = fs.call_s3("list_objects_v2", **request)
+        for entry in page.get("Contents", []):
+            if _visible(entry["Key"]) and not entry["Key"].endswith("/"):
+                items.append(FileItem(f"s3://{bucket}/{entry['Key']}", int(entry["Size"]), _mtime(entry)))
+        if not page.get("IsTruncated"):
+            return items
+        request["ContinuationToken"] = page["NextContinuationToken"]
 
 
 def settled(previous: dict[str, FileItem], current: list[FileItem]) -> list[FileItem]:

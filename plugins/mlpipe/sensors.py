@@ -81,7 +81,7 @@ class NewDataSensor(BaseSensorOperator):
         if common["outage"]:
             self.log.warning("%s; waiting for it to answer again", source_health.describe(common["outage"]))
         if is_folder(url):
-            trigger = NewFilesTrigger(**common)
+            trigger = NewFilesTrigger(**common, full_listing_every=setting("crawl_full_listing_seconds"))
         else:
             trigger = NewDataTrigger(
                 **common,

@@ -26,6 +26,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from include import ledger, source_health, sources
+from include.folder_watch import FolderWatch
 from include.settings import SETTINGS
 
 MAX_FILES_PER_EVENT = 100
@@ -264,35 +265,53 @@ class NewFilesTrigger(_SourceTrigger):
     so are files larger than ``max_bytes`` (logged once). The event lists at most 100 files, oldest first;
     the rest follow in the next run. Listing errors are logged and polling goes on.
 
+    A poll costs what is new, not what the folder holds (:class:`include.folder_watch.FolderWatch`): it
+    lists only the files named after the folder's watermark and looks each up in the ledger on its own;
+    every ``full_listing_every`` seconds one poll lists the whole folder, for files named before the
+    watermark or rewritten in place.
+
     :param url: the folder or prefix to watch.
     :param storage_root: where the ledger is.
     :param poll_interval: seconds between listings.
     :param max_bytes: larger files are not offered.
     :param source_variable: a Variable naming the source; fire with ``source_changed`` when it changes.
+    :param full_listing_every: seconds between two listings of the whole folder.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        full_listing_every: float = SETTINGS["crawl_full_listing_seconds"].default,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        self.full_listing_every = full_listing_every
+        self._watch = FolderWatch(
+            self.url, self.storage_root, full_every=full_listing_every, max_bytes=self.max_bytes
+        )
         self._previous: dict[str, sources.FileItem] = {}
-        self._received: set[str] = set()
         self._refused: set[str] = set()
 
+    def _kwargs(self) -> dict[str, Any]:
+        return {**super()._kwargs(), "full_listing_every": self.full_listing_every}
+
     async def _poll(self) -> list[dict[str, Any]]:
-        listing = await asyncio.to_thread(sources.list_folder, self.url)
+        return await asyncio.to_thread(self._poll_in_thread)
+
+    def _poll_in_thread(self) -> list[dict[str, Any]]:
+        listing = self._watch.listing()
         ready = sources.settled(self._previous, listing)
         self._previous = {item.url: item for item in listing}
-        fresh = [item for item in ready if self._is_new(item)]
-        if fresh:  # the ledger only grows: re-read it only when something looks new
-            self._received = await asyncio.to_thread(ledger.received_items, self.storage_root)
-            fresh = [item for item in fresh if self._is_new(item)]
+        fresh = self._watch.unreceived([item for item in ready if self._within_limit(item)])
+        self._watch.advance(listing)
         return [{"url": item.url, "validators": item.validators} for item in fresh[:MAX_FILES_PER_EVENT]]
 
-    def _is_new(self, item: sources.FileItem) -> bool:
-        if item.size > self.max_bytes:
-            if item.url not in self._refused:
-                self._refused.add(item.url)
-                self.log.error(
-                    "%s has %s bytes, over the %s-byte limit; ignored", item.url, item.size, self.max_bytes
-                )
-            return False
-        return ledger.item_key(item.url, item.validators) not in self._received
+    def _within_limit(self, item: sources.FileItem) -> bool:
+        if item.size <= self.max_bytes:
+            return True
+        if item.url not in self._refused:
+            self._refused.add(item.url)
+            self.log.error(
+                "%s has %s bytes, over the %s-byte limit; ignored", item.url, item.size, self.max_bytes
+            )
+        return False

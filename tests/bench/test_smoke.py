@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import datasets, etl_scale, latency, limit, overhead, parse_train, record, serving
+from bench import arrival, datasets, etl_scale, latency, limit, overhead, parse_train, record, serving
 
 DATA = Path(__file__).parent / "data"
 
@@ -135,6 +135,16 @@ def test_serving_servers_answer_and_are_compared_with_the_one_before(results):
         assert ("rps_vs_reference" in cell) == (figures["reference"] is not None)
     serving.print_report(figures)
     assert record.append("serving", figures).exists()
+
+
+def test_arrival_polls_before_and_after_the_watermark(results):
+    figures = arrival.run([20], ["local"], polls=1)
+    [row] = figures["rows"]
+    for side in arrival.SIDES:
+        assert row[side]["idle_wall_s"] > 0
+        assert row[side]["detect_s"] > 0
+    arrival.print_report(figures)
+    assert record.append("arrival", figures).exists()
 
 
 def test_make_bench_entry_point_runs_the_named_benchmarks_and_refuses_unknown_ones(results):

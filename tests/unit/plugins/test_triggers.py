@@ -243,11 +243,11 @@ def test_an_unexpected_error_in_a_poll_is_a_failure_and_polling_goes_on(drop, tm
     (drop / "a.csv").write_text("x\n1\n")
     real, calls = sources.list_folder, []
 
-    def broken_then_fine(url: str):
+    def broken_then_fine(url: str, **kwargs):
         calls.append(url)
         if len(calls) <= 3:
             raise ValueError("Invalid isoformat string: 'yesterday'")
-        return real(url)
+        return real(url, **kwargs)
 
     monkeypatch.setattr(sources, "list_folder", broken_then_fine)
     trigger = folder_trigger(drop, tmp_path, max_backoff=0.05)
@@ -378,10 +378,10 @@ def test_a_file_still_being_written_is_not_offered(drop, tmp_path, monkeypatch):
     growing.write_text("x\n")
     listing = sources.list_folder
 
-    def list_while_it_grows(url: str) -> list[sources.FileItem]:
+    def list_while_it_grows(url: str, **kwargs) -> list[sources.FileItem]:
         # The writer appends after every listing, so two listings never agree, however the threads
         # are scheduled (a writer thread starved for two polls made the file look settled).
-        items = listing(url)
+        items = listing(url, **kwargs)
         with growing.open("a") as file:
             file.write("1\n")
         return items
@@ -398,11 +398,11 @@ def test_keeps_polling_through_listing_errors(drop, tmp_path, monkeypatch):
     (drop / "a.csv").write_text("x\n1\n")
     real, calls = sources.list_folder, []
 
-    def flaky(url: str):
+    def flaky(url: str, **kwargs):
         calls.append(url)
         if len(calls) <= 3:
             raise PermissionError("listing refused")
-        return real(url)
+        return real(url, **kwargs)
 
     monkeypatch.setattr(sources, "list_folder", flaky)
     trigger = folder_trigger(drop, tmp_path)
