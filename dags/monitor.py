@@ -6,8 +6,9 @@ still matches its sha256, that the newest raw batch is fresh (`monitor_max_batch
 newest validated batch has not drifted from the training data (per feature: Kolmogorov-Smirnov for
 numbers, total variation distance for categories, the change in missing values; none above
 `monitor_drift_threshold`), and that the model's quality metric on it clears `accuracy_threshold`.
-The report is kept under `monitor/`; if any check fails, an e-mail names each failed check. Trigger it
-by hand to check now.
+The report is kept under `monitor/`; if any check fails, an e-mail names each failed check, except
+that stale data (the freshness check) is mailed once when it starts and once when it ends, not every
+hour it lasts. Trigger it by hand to check now.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def monitor():
         """Every health check of the production model; the report is kept under monitor/."""
         from include.config import load_schema, storage_root
         from include.monitoring import health_report, write_report
+        from include.staleness import stale_data_news, summary
 
         root = storage_root()
         report = health_report(
@@ -44,18 +46,21 @@ def monitor():
             drift_threshold=setting("monitor_drift_threshold"),
             threshold=setting("accuracy_threshold"),
         )
-        return {**report, "report_url": write_report(root, report)}
+        report |= stale_data_news(root, report)
+        return {**report, "summary": summary(report), "report_url": write_report(root, report)}
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def unhealthy(report: dict) -> bool:
-        return not report["healthy"]
+        """A failed check, or stale data that started or ended (not every hour it lasts)."""
+        from include.staleness import worth_a_mail
+
+        return worth_a_mail(report)
 
     report = check_production()
     unhealthy(report) >> SmtpAlertOperator(
         task_id="alert_unhealthy",
         data=report,
-        subject="[ml-pipeline] production model {{ data.version }}: "
-        "{{ data.checks | rejectattr('ok') | map(attribute='name') | join(', ') }} failed",
+        subject="[ml-pipeline] production model {{ data.version }}: {{ data.summary }}",
         html_content="monitor_alert.html",
     )
 

@@ -13,6 +13,8 @@
     models/production.json                the production pointer
     models/promotion.json                 a promotion not yet confirmed by the model server
     monitor/<checked_at>.json             health reports
+    health/stale_data.json                a stretch of stale data while it lasts (include.staleness)
+    health/sources/<sha256>.json          a source's outage while it lasts (include.source_health)
     ledger/content/<sha256>.json          what became of each content received (landing, landed, quarantined)
     ledger/items/<key>.json               each source item seen (URL or file + validators) and its outcome
     ledger/sources/<key>.json             the newest validators seen at a single-URL source
@@ -119,6 +121,16 @@ def pending_promotion(root: str) -> str:
 
 def monitor_report(root: str, stamp: str) -> str:
     return join(root, "monitor", f"{stamp}.json")
+
+
+def source_outage(root: str, url_sha256: str) -> str:
+    """Where ``ingest`` keeps a failing source's outage while it lasts, by the sha256 of its URL."""
+    return join(root, "health", "sources", f"{url_sha256}.json")
+
+
+def stale_data(root: str) -> str:
+    """Where ``monitor`` keeps a stretch of stale data (no new batch for too long) while it lasts."""
+    return join(root, "health", "stale_data.json")
 
 
 def ledger(root: str, kind: str, key: str = "") -> str:

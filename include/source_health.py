@@ -27,7 +27,7 @@ def backoff(poll_interval: float, failures: int, cap: float) -> float:
 
 
 def _url(root: str, url: str) -> str:
-    return layout.join(root, "health", "sources", f"{hashlib.sha256(url.encode()).hexdigest()}.json")
+    return layout.source_outage(root, hashlib.sha256(url.encode()).hexdigest())
 
 
 def outage(root: str, url: str) -> dict[str, Any] | None:
