@@ -70,6 +70,8 @@ def stage_candidate(
     import pyarrow
     import sklearn
 
+    from include.report import data_summary
+
     buffer = io.BytesIO()
     joblib.dump(result.model, buffer)
     model_bytes = buffer.getvalue()
@@ -106,6 +108,7 @@ def stage_candidate(
         "label": result.schema.label,
         "classes": list(result.schema.classes or ()),
         "rows": {"train": len(result.train), "holdout": len(result.holdout)},
+        "data_summary": data_summary(result.train, result.schema),
         "libraries": {
             "python": platform.python_version(),
             "sklearn": sklearn.__version__,

@@ -6,6 +6,8 @@
                     "probabilities"}: classes and their probabilities, or numbers for regression;
                     422 naming the field for a missing, extra or mistyped one
     POST /reload    load the version models/production.json names now (token required)
+    GET  /report    the production version's report (HTML with its plots embedded)
+    GET  /models/{version}/report   a registered version's report; 404 until train_validate wrote it
     GET  /docs      the OpenAPI documentation (/openapi.json)
 
 Errors answer ``{"error": "..."}`` (a 422 adds ``detail``, one entry per bad field). Bodies larger than
@@ -20,13 +22,15 @@ import threading
 from dataclasses import dataclass
 
 import pandas as pd
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from include import layout, registry, storage
 from include.config import DatasetSchema, load_schema, storage_root
+from include.report import REPORT_FILE
 from serving.production import LoadedModel, ProductionModel, ReloadError
 from serving.schemas import Health, Prediction, Version, request_model
 
@@ -227,5 +231,48 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 409, f"{exc}; still serving {current.version if current else 'no model'}"
             ) from exc
         return Health(status="ok", version=loaded.version, loaded_at=loaded.loaded_at, error=None)
+
+    def report_page(version: str) -> HTMLResponse:
+        url = layout.model_version(settings.root, version, REPORT_FILE)
+        if not storage.exists(url):
+            if not storage.exists(layout.model_version(settings.root, version, registry.METADATA_FILE)):
+                raise HTTPException(404, f"no registered model version {version}")
+            raise HTTPException(
+                404, f"the report of {version} is not written yet: try again in a few seconds"
+            )
+        return HTMLResponse(storage.read_bytes(url).decode())
+
+    report_responses = {200: {"content": {"text/html": {}}, "description": "The report page."}}
+
+    @app.get(
+        "/models/{version}/report",
+        response_class=HTMLResponse,
+        responses={
+            **report_responses,
+            404: {"description": "No such version, or its report is not written yet."},
+        },
+    )
+    def version_report(
+        # pydantic-core's regex has no look-ahead; its `$` never accepts a trailing newline anyway.
+        version: str = Path(
+            pattern=layout.ID_PATTERN.removesuffix("(?!\\n)"), description="A model version."
+        ),
+    ) -> HTMLResponse:
+        """A registered version's report: the verdict, the metrics against the champion, errors by
+        class or residuals, permutation importance, the training data, parameters, lineage and quality
+        over time, every plot embedded (nothing else is loaded)."""
+        return report_page(version)
+
+    @app.get(
+        "/report",
+        response_class=HTMLResponse,
+        responses={**report_responses, 404: {"description": "No model in production, or no report yet."}},
+    )
+    def production_report() -> HTMLResponse:
+        """The report of the version the production pointer names now."""
+        version = registry.production_version(settings.root)
+        if version is None:
+            raise HTTPException(404, "no model in production yet")
+        return report_page(version)
 
     return app

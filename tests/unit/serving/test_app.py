@@ -316,3 +316,27 @@ def test_another_datasets_columns_need_no_code_change(root, tmp_path):
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "rows", 0, "grape"]
     assert client.post("/predict", json={"rows": [{"alcohol": 12.5, "grape": "syrah"}]}).status_code == 503
+
+
+def test_reports_are_served_by_version_and_for_production(serve, register, root, schema):
+    from include.report import write_version_report
+
+    client = serve()
+    assert client.get("/report").json() == {"error": "no model in production yet"}
+    first, second = register(), register()
+    registry.set_production(root, first)
+    assert client.get(f"/models/{second}/report").status_code == 404
+    assert "not written yet" in client.get("/report").json()["error"]
+    write_version_report(root, first, schema)
+    write_version_report(root, second, schema)
+
+    page = client.get(f"/models/{second}/report")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"<h1>Model {second}</h1>" in page.text
+    assert f"<h1>Model {first}</h1>" in client.get("/report").text
+    assert client.get("/models/20261121T161500000000Z-00000000/report").json() == {
+        "error": "no registered model version 20261121T161500000000Z-00000000"
+    }
+    assert client.get("/models/..%2Fproduction/report").status_code in (404, 422)
+    assert {"/report", "/models/{version}/report"} <= set(client.get("/openapi.json").json()["paths"])
