@@ -11,6 +11,11 @@ empty, duplicate rows). A bad batch moves to `quarantine/` with `<batch_id>.reas
 names it and its failed checks. Good batches become `features/<batch_id>.parquet`, and the `features`
 asset event lists their batch ids and row counts. When no batch is valid no event is published, so
 `train_validate` does not run.
+
+`check_drift` then compares the new features with the training data of the model in production (before
+a model retrained on them can replace it), beside `train_validate`, not before it: per feature the
+drift statistic against `monitor_drift_threshold`, kept with a page of both distributions under
+`monitor/drift/`; a drift is e-mailed, naming the features, with a link to that page.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from include.layout import ID_PATTERN
 from mlpipe.assets import features, raw_batches
+from mlpipe.links import server_page_url
+from mlpipe.settings import setting
+from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import alert_quarantined, fail_fast, stage_dag_args
 
 
@@ -92,8 +100,29 @@ def etl():
         }
         return written
 
+    @task
+    def check_drift(written: list[dict]) -> dict:
+        """Drift of the new features from production's training data; the page is under monitor/drift/."""
+        from include.config import load_schema, storage_root
+        from include.monitoring import arrival_drift
+
+        batch_ids = [w["batch_id"] for w in written]
+        record = arrival_drift(storage_root(), load_schema(), batch_ids, setting("monitor_drift_threshold"))
+        record.pop("report", None)
+        return {**record, "report_url": server_page_url(f"/drift/{record['batch_id']}/report")}
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def drifted(record: dict) -> bool:
+        return bool(record["drifted"])
+
     report = validate_batches()
-    build_features(report)
+    drift = check_drift(build_features(report))
+    drifted(drift) >> SmtpAlertOperator(
+        task_id="alert_drift",
+        data=drift,
+        subject="[ml-pipeline] drift in batch {{ data.batch_id }}: {{ data.drifted | join(', ') }}",
+        html_content="drift_alert.html",
+    )
     alert_quarantined(report, stage="etl")
 
 

@@ -508,6 +508,97 @@ def _lineage(metadata: dict[str, Any]) -> str:
     return _section("Lineage", _table(["what", "value"], rows))
 
 
+# Drift pages (monitor) ---------------------------------------------------------------------------
+
+
+def drift_section(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    schema: DatasetSchema,
+    stats: dict[str, float],
+    threshold: float,
+    current_name: str = "new data",
+) -> str:
+    """Per feature: the reference (training data) and the new distribution side by side, and the drift
+    statistic against ``threshold`` (see ``include.drift``)."""
+    import numpy as np
+
+    from include.drift import MISSING_SUFFIX
+
+    compared = [spec for spec in schema.features if spec.name in stats]
+    columns = min(3, max(1, len(compared)))
+    grid_rows = -(-len(compared) // columns) if compared else 0
+    images = ""
+    if compared:
+        figure, axes = _figure(4 * columns, 2.8 * grid_rows, columns=columns, rows=grid_rows)
+        flat = np.atleast_1d(axes).ravel()
+        for ax, spec in zip(flat, compared, strict=False):
+            before, after = reference[spec.name].dropna(), current[spec.name].dropna()
+            if spec.dtype == "str":
+                shares = (
+                    pd_frame(
+                        {
+                            "training data": before.astype(str).value_counts(normalize=True),
+                            current_name: after.astype(str).value_counts(normalize=True),
+                        }
+                    )
+                    .fillna(0)
+                    .head(15)
+                )
+                positions = np.arange(len(shares))
+                ax.bar(positions - 0.2, shares["training data"], width=0.4, label="training data")
+                ax.bar(positions + 0.2, shares[current_name], width=0.4, label=current_name)
+                ax.set_xticks(positions, [str(i) for i in shares.index], rotation=45, ha="right")
+                ax.set_ylabel("share of rows")
+            else:
+                values = np.concatenate([before.astype(float), after.astype(float)])
+                bins = np.histogram_bin_edges(values, bins=HISTOGRAM_BINS) if len(values) else HISTOGRAM_BINS
+                ax.hist(before.astype(float), bins=bins, density=True, alpha=0.5, label="training data")
+                ax.hist(after.astype(float), bins=bins, density=True, alpha=0.5, label=current_name)
+                ax.set_ylabel("density")
+            drifted = stats[spec.name] > threshold
+            ax.set_title(
+                f"{spec.name}: {stats[spec.name]:.3f}{' DRIFTED' if drifted else ''}",
+                color="#a11" if drifted else "black",
+                fontsize="medium",
+            )
+            ax.legend(fontsize="x-small")
+        for ax in flat[len(compared) :]:
+            ax.set_visible(False)
+        images = _img(_png(figure), "distributions: training data against new data")
+    rows = [
+        [name, f"{value:.4f}", "drifted" if value > threshold else "-"]
+        for name, value in stats.items()
+        if value or not name.endswith(MISSING_SUFFIX)
+    ]
+    return _section(
+        "Drift per feature",
+        f"<p>Kolmogorov-Smirnov statistic for numbers, total variation distance for categories, change "
+        f"in the share of missing values; above {_e(threshold)} a feature counts as drifted.</p>"
+        + images
+        + _table(["feature", "statistic", "verdict"], rows),
+    )
+
+
+def page(title: str, sections: Iterable[str]) -> str:
+    """A self-contained HTML page of ``sections`` (each already HTML)."""
+    return _page(title, sections)
+
+
+def section(title: str, body: str) -> str:
+    return _section(title, body)
+
+
+def image(png: bytes, alt: str) -> str:
+    return _img(png, alt)
+
+
+def pd_frame(columns: dict[str, Any]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(columns)
+
+
 # HTML and plotting helpers ----------------------------------------------------------------------
 
 _STYLE = """
@@ -562,11 +653,11 @@ def _comparison(name: str, ours: float, theirs: float | None) -> str:
     return f"{'better' if better else 'worse'} by {abs(ours - theirs):.4g}"
 
 
-def _figure(width: float, height: float, columns: int = 1) -> tuple[Figure, Any]:
+def _figure(width: float, height: float, columns: int = 1, rows: int = 1) -> tuple[Figure, Any]:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), layout="constrained")
-    return figure, figure.subplots(1, columns)
+    return figure, figure.subplots(rows, columns)
 
 
 def _png(figure: Figure) -> bytes:

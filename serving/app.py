@@ -8,6 +8,8 @@
     POST /reload    load the version models/production.json names now (token required)
     GET  /report    the production version's report (HTML with its plots embedded)
     GET  /models/{version}/report   a registered version's report; 404 until train_validate wrote it
+    GET  /drift/{batch_id}/report    a batch's drift on arrival against production's training data
+    GET  /monitor/{checked_at}/report   a monitor run's report
     GET  /docs      the OpenAPI documentation (/openapi.json)
 
 Errors answer ``{"error": "..."}`` (a 422 adds ``detail``, one entry per bad field). Bodies larger than
@@ -274,5 +276,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if version is None:
             raise HTTPException(404, "no model in production yet")
         return report_page(version)
+
+    def stored_page(url: str, what: str) -> HTMLResponse:
+        if not storage.exists(url):
+            raise HTTPException(404, f"no {what}")
+        return HTMLResponse(storage.read_bytes(url).decode())
+
+    @app.get(
+        "/drift/{batch_id}/report",
+        response_class=HTMLResponse,
+        responses={**report_responses, 404: {"description": "No drift was measured for this batch."}},
+    )
+    def drift_report(
+        batch_id: str = Path(pattern=layout.ID_PATTERN.removesuffix("(?!\\n)"), description="A batch id."),
+    ) -> HTMLResponse:
+        """The drift of a batch on arrival (etl's check_drift): per feature the production model's
+        training data and the batch's distribution, and the drift statistic."""
+        return stored_page(
+            layout.drift_record(settings.root, batch_id, ".html"), f"drift report of {batch_id}"
+        )
+
+    @app.get(
+        "/monitor/{checked_at}/report",
+        response_class=HTMLResponse,
+        responses={**report_responses, 404: {"description": "No monitor run at that time."}},
+    )
+    def monitor_report(
+        checked_at: str = Path(pattern=layout.STAMP_PATTERN, description="e.g. 20261122T030501123456Z"),
+    ) -> HTMLResponse:
+        """A monitor run's report: its checks, the distributions per feature, quality over time."""
+        return stored_page(
+            layout.monitor_report(settings.root, checked_at, ".html"), f"monitor report {checked_at}"
+        )
 
     return app

@@ -39,11 +39,21 @@ def server_url(host: str, port: int | None = None, scheme: str | None = None) ->
     return f"{base.rstrip('/')}:{port}" if port else base.rstrip("/")
 
 
-def version_report_url(version: str) -> str:
-    """Where a person opens ``version``'s report: on ``report_base_url``, else on the ``model_server``
+def report_base_url() -> str:
+    """Where browsers reach the model server: ``report_base_url``, else the ``model_server``
     connection's address."""
     base = setting("report_base_url")
     if not base:
         connection = Connection.get(MODEL_SERVER_CONN_ID)
         base = server_url(connection.host or "127.0.0.1", connection.port, connection.schema)
-    return report_url(base, version)
+    return base.rstrip("/")
+
+
+def version_report_url(version: str) -> str:
+    """Where a person opens ``version``'s report."""
+    return report_url(report_base_url(), version)
+
+
+def server_page_url(path: str) -> str:
+    """Where a person opens the model server's page ``path`` (a drift or monitor report)."""
+    return report_base_url() + path

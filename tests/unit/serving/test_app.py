@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from include import layout, registry
+from include import layout, registry, storage
 from include.config import DatasetSchema
 from serving.app import Settings, create_app
 
@@ -340,3 +340,17 @@ def test_reports_are_served_by_version_and_for_production(serve, register, root,
     }
     assert client.get("/models/..%2Fproduction/report").status_code in (404, 422)
     assert {"/report", "/models/{version}/report"} <= set(client.get("/openapi.json").json()["paths"])
+
+
+def test_drift_and_monitor_pages_are_served(serve, root):
+    batch_id = "20261121T161500000000Z-aaaaaaaa"
+    storage.write_bytes_atomic(layout.drift_record(root, batch_id, ".html"), b"<h1>drift</h1>")
+    storage.write_bytes_atomic(
+        layout.monitor_report(root, "20261121T171500123456Z", ".html"), b"<h1>monitor</h1>"
+    )
+    client = serve()
+
+    assert client.get(f"/drift/{batch_id}/report").text == "<h1>drift</h1>"
+    assert client.get("/monitor/20261121T171500123456Z/report").text == "<h1>monitor</h1>"
+    assert client.get("/drift/20261121T161500000000Z-00000000/report").status_code == 404
+    assert client.get("/monitor/latest/report").status_code == 422
