@@ -103,6 +103,9 @@ def etl():
     @task
     def check_drift(written: list[dict]) -> dict:
         """Drift of the new features from production's training data; the page is under monitor/drift/."""
+        import os
+
+        os.nice(10)  # beside train_validate's tasks on the same cores: let the path to production go first
         from include.config import load_schema, storage_root
         from include.monitoring import arrival_drift
 

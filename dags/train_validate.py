@@ -82,6 +82,9 @@ def train_validate():
     @task
     def write_report(version: str) -> dict:
         """The version's report.html and key_plot.png; after register, so no promotion waits for it."""
+        import os
+
+        os.nice(10)  # beside deploy's tasks on the same cores: let the path to production go first
         from include.config import load_schema, storage_root
         from include.report import write_version_report
 

@@ -202,11 +202,12 @@ def monitor_history(root: str, metric_name: str, limit: int = 200) -> list[dict]
     names = sorted(n for n in storage.list_names(layout.join(root, "monitor"), ".json"))[-limit:]
     history = []
     for name in names:
-        quality = storage.read_json(layout.join(root, "monitor", name)).get("quality") or {}
+        report = storage.read_json(layout.join(root, "monitor", name))
+        quality = report.get("quality") or {}
         if quality.get("metric") == metric_name:
             history.append(
                 {
-                    "checked_at": storage.read_json(layout.join(root, "monitor", name))["checked_at"],
+                    "checked_at": report["checked_at"],
                     "value": quality["value"],
                     "version": quality.get("version"),
                 }

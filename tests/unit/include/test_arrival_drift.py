@@ -8,7 +8,7 @@ import pytest
 
 from include import features, layout, registry, storage
 from include.features import to_features
-from include.monitoring import arrival_drift, health_report, model_before, write_report
+from include.monitoring import arrival_drift, health_report, model_before, monitor_history, write_report
 from tests import models
 
 OLD = "20261121T161500000000Z-aaaaaaaa"
@@ -109,3 +109,9 @@ def test_monitor_reports_a_drift_absorbed_by_retraining_as_information(root, pro
     assert "drift_absorbed" in page
     assert "Quality over time" in page
     assert "Drift per feature" in page
+    [live] = monitor_history(root, "accuracy")
+    assert live == {
+        "checked_at": report["checked_at"],
+        "value": report["quality"]["value"],
+        "version": retrained["version"],
+    }
