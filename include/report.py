@@ -446,7 +446,7 @@ def quality_over_time_png(
 ) -> bytes:
     """A PNG of the ``gate`` metric over time: each version at its registration (``history``), and
     optionally production measured on new data by ``monitor`` (``live``: ``{"checked_at", "value"}``)."""
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     figure, axes = _figure(7, 3.5)
     if history:
@@ -474,6 +474,10 @@ def quality_over_time_png(
         )
     if threshold is not None:
         axes.axhline(threshold, color="grey", linestyle="--", label="quality bar")
+    shown = [item.get("created_at") or item.get("checked_at") for item in (*history, *live)]
+    if len(set(shown)) == 1:  # one point: an hour either side, not matplotlib's years
+        moment = datetime.fromisoformat(shown[0])
+        axes.set_xlim(moment - timedelta(hours=1), moment + timedelta(hours=1))
     axes.set_ylabel(gate.title)
     axes.set_title(f"{gate.title} over time")
     axes.legend(fontsize="small")

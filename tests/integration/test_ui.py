@@ -270,5 +270,5 @@ def test_the_register_task_links_to_the_models_report(
     expect(report.get_by_role("heading", name="Verdict")).to_be_visible()
     expect(report.get_by_role("heading", name="Which columns matter")).to_be_visible()
     report.set_viewport_size({"width": 1100, "height": 1400})
-    report.screenshot(path=screenshots / "model-report.png")
+    report.screenshot(path=screenshots / "ui-model-report.png")
     report.close()
