@@ -12,8 +12,9 @@ names it and its failed checks. Good batches become `features/<batch_id>.parquet
 asset event lists their batch ids and row counts. When no batch is valid no event is published, so
 `train_validate` does not run.
 
-`check_drift` then compares the new features with the training data of the model in production (before
-a model retrained on them can replace it), beside `train_validate`, not before it: per feature the
+`check_drift` then compares the new features with the training data of the model in production when
+they arrived (the one a model retrained on them replaced, if it already has): after the chain has
+promoted a model of them or 30 s, so it never slows the path to production; per feature the
 drift statistic against `monitor_drift_threshold`, kept with a page of both distributions under
 `monitor/drift/`; a drift is e-mailed, naming the features, with a link to that page.
 """
@@ -31,6 +32,8 @@ from mlpipe.links import server_page_url
 from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import alert_quarantined, fail_fast, stage_dag_args
+
+DRIFT_WAIT_SECONDS = 30  # how long check_drift waits for the chain to promote a model of these batches
 
 
 @dag(
@@ -105,12 +108,20 @@ def etl():
         """Drift of the new features from production's training data; the page is under monitor/drift/."""
         import os
 
-        os.nice(10)  # beside train_validate's tasks on the same cores: let the path to production go first
         from include.config import load_schema, storage_root
+        from include.registry import await_production, version_metadata
+
+        root = storage_root()
+        batch_ids = [w["batch_id"] for w in written]
+        # Let train_validate and deploy have the cores: until a model trained on these batches is in
+        # production (or, none, a while). The reference is the model they arrived to either way.
+        os.nice(10)
+        await_production(
+            root, lambda v: max(batch_ids) in version_metadata(root, v)["batch_ids"], DRIFT_WAIT_SECONDS
+        )
         from include.monitoring import arrival_drift
 
-        batch_ids = [w["batch_id"] for w in written]
-        record = arrival_drift(storage_root(), load_schema(), batch_ids, setting("monitor_drift_threshold"))
+        record = arrival_drift(root, load_schema(), batch_ids, setting("monitor_drift_threshold"))
         record.pop("report", None)
         return {**record, "report_url": server_page_url(f"/drift/{record['batch_id']}/report")}
 

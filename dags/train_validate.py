@@ -29,6 +29,8 @@ from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import fail_fast, stage_dag_args
 from mlpipe.threshold_branch import ThresholdBranchOperator
 
+REPORT_WAIT_SECONDS = 20  # how long write_report waits for deploy to promote the version first
+
 
 @dag(
     schedule=[features],
@@ -84,11 +86,16 @@ def train_validate():
         """The version's report.html and key_plot.png; after register, so no promotion waits for it."""
         import os
 
-        os.nice(10)  # beside deploy's tasks on the same cores: let the path to production go first
         from include.config import load_schema, storage_root
+        from include.registry import await_production
+
+        root = storage_root()
+        # Let deploy's tasks have the cores: until the version is promoted (or, kept out, a while).
+        os.nice(10)
+        await_production(root, lambda production: production == version, REPORT_WAIT_SECONDS)
         from include.report import write_version_report
 
-        return write_version_report(storage_root(), version, load_schema())
+        return write_version_report(root, version, load_schema())
 
     @task
     def discard_rejected(trained: dict) -> None:
