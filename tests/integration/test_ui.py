@@ -257,7 +257,7 @@ def test_the_register_task_links_to_the_models_report(
     url = links["Model report"]
     assert url.startswith(f"{stack.config.model_server_url}/models/")
 
-    page.goto(f"/dags/train_validate/runs/{run_id}/tasks/register")
+    page.goto(f"/dags/train_validate/runs/{run_id}/tasks/register/details")  # extra links: Details tab
     link = page.get_by_role("link", name="Model report")
     expect(link).to_be_visible()
     assert link.get_attribute("href") == url
