@@ -178,13 +178,24 @@ def arrival_drift(
         "drifted": drift.drifted_features(stats, threshold),
         "metric": gate.name,
         "score": score,
+        "absorbed_by": None,
     }
+    production = registry.production_version(root)
+    if production != version:  # a model retrained on these batches is already in production
+        metrics_now = registry.version_metadata(root, production)["metrics"]
+        record["absorbed_by"] = {"version": production, "score": metrics_now.get(gate.name)}
     summary = (
         f"<p>Batch(es) {', '.join(record['batch_ids'])} ({len(current)} rows) against the training data "
         f"of production version <code>{version}</code>, which scores {gate.title} {score} on them "
         f"({gate.verdict(score, metadata['threshold'])}). Drifted: "
         f"{', '.join(record['drifted']) or 'nothing'}.</p>"
     )
+    if record["absorbed_by"]:
+        summary += (
+            f"<p>Already absorbed by retraining: <code>{record['absorbed_by']['version']}</code>, trained on "
+            f"them, is in production and scores {gate.title} {record['absorbed_by']['score']} on its "
+            "held-out split.</p>"
+        )
     html = pages.page(
         f"Drift of batch {newest}",
         [

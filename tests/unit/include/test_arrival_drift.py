@@ -45,6 +45,7 @@ def test_a_batch_with_shifted_petals_has_drifted_from_productions_training_data(
     assert record["stats"]["sepal_length"] < 0.1  # the reference is the training split: close, not equal
     assert record["metric"] == "accuracy"
     assert record["score"] < 0.8  # the old model does badly on the moved petals
+    assert record["absorbed_by"] is None
     assert storage.read_json(layout.drift_record(root, NEW)) == {
         k: v for k, v in record.items() if k != "report"
     }
@@ -77,7 +78,14 @@ def test_a_model_already_retrained_on_the_batch_is_not_the_reference(
     registry.set_production(root, retrained)
 
     assert model_before(root, [NEW]) == production
-    assert arrival_drift(root, schema, [NEW], THRESHOLD)["drifted"] == ["petal_length", "petal_width"]
+    record = arrival_drift(root, schema, [NEW], THRESHOLD)
+    assert record["drifted"] == ["petal_length", "petal_width"]
+    assert record["version"] == production
+    assert record["absorbed_by"] == {
+        "version": retrained,
+        "score": registry.version_metadata(root, retrained)["metrics"]["accuracy"],
+    }
+    assert "Already absorbed by retraining" in storage.read_bytes(record["report"]).decode()
 
 
 def test_monitor_reports_a_drift_absorbed_by_retraining_as_information(root, production, land, iris, schema):
