@@ -14,7 +14,7 @@ asset event lists their batch ids and row counts. When no batch is valid no even
 
 `check_drift` then compares the new features with the training data of the model in production when
 they arrived (the one a model retrained on them replaced, if it already has): after the chain has
-promoted a model of them or 30 s, so it never slows the path to production; per feature the
+promoted a model of them or 15 s, so it never slows the path to production; per feature the
 drift statistic against `monitor_drift_threshold`, kept with a page of both distributions under
 `monitor/drift/`; a drift is e-mailed, naming the features, with a link to that page.
 """
@@ -33,7 +33,7 @@ from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import alert_quarantined, fail_fast, stage_dag_args
 
-DRIFT_WAIT_SECONDS = 30  # how long check_drift waits for the chain to promote a model of these batches
+DRIFT_WAIT_SECONDS = 15  # how long check_drift waits for the chain to promote a model of these batches
 
 
 @dag(

@@ -29,7 +29,7 @@ from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import fail_fast, stage_dag_args
 from mlpipe.threshold_branch import ThresholdBranchOperator
 
-REPORT_WAIT_SECONDS = 20  # how long write_report waits for deploy to promote the version first
+REPORT_WAIT_SECONDS = 15  # how long write_report waits for deploy to promote the version first
 
 
 @dag(
