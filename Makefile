@@ -54,7 +54,7 @@ up: install-run  ## start the local stack in the background (UI on http://127.0.
 down:  ## stop everything `make up` or `make demo` started
 	$(STACK) down
 
-publish: install-run  ## publish another batch at the local data source (KIND=bad|shuffled-labels; DROP=1: into .airflow/drop/)
+publish: install-run  ## publish another batch at the local data source (KIND=bad|shuffled-labels|drifted-petals; DROP=1: into .airflow/drop/)
 	$(STACK) publish --kind $(or $(KIND),good) $(if $(DROP),--drop)
 
 status:  ## which components of the local stack are running

@@ -7,8 +7,9 @@ was gated on, less the `deploy_margin` Variable). `promote` rewrites `models/pro
 atomically, tells the model server (connection `model_server`) to reload, and checks that it now
 serves that version; if not, it puts the previous pointer back and fails, so no `production_model`
 event is published and the failure is e-mailed. Every earlier version stays under `models/versions/`.
-The `production_model` asset event carries the version, the previous version and the metrics; a
-success e-mail follows. A candidate kept out gets an e-mail saying why.
+The `production_model` asset event carries the version, the previous version, the metrics and the
+URL of the version's report; a success e-mail follows, with the report's key plot inline. The promote
+task's "Model report" button opens the report. A candidate kept out gets an e-mail saying why.
 
 Rollback: trigger `deploy` by hand with `version` set to an earlier version; it is promoted as is.
 """
@@ -19,11 +20,13 @@ from airflow.sdk import Param, dag, task
 
 from include.layout import ID_PATTERN
 from mlpipe.assets import model_candidate, production_model
+from mlpipe.links import REPORT_URL_KEY, ModelReportLink, version_report_url
 from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import fail_fast, stage_dag_args
 
 RELOAD_TIMEOUT_SECONDS = 30  # the longest the pointer can name a model the server has not confirmed
+REPORT_WAIT_SECONDS = 60  # train_validate writes the report after register, beside this stage's work
 
 
 @dag(
@@ -61,30 +64,42 @@ def deploy():
         return "promote" if decision["promote"] else "kept_out_alert"
 
     @task(outlets=[production_model])
-    def promote(decision: dict, *, outlet_events=None) -> dict:
+    def promote(decision: dict, *, outlet_events=None, ti=None) -> dict:
         """Move the pointer and have the model server confirm it serves the version; else undo and fail."""
         from airflow.providers.http.hooks.http import HttpHook
 
+        from include import layout
         from include.config import storage_root
         from include.promotion import promote_and_confirm
+        from include.report import KEY_PLOT_FILE
 
         def reload() -> str:
             hook = HttpHook(method="POST", http_conn_id="model_server")
             response = hook.run("/reload", extra_options={"timeout": RELOAD_TIMEOUT_SECONDS})
             return response.json()["version"]
 
-        promoted = promote_and_confirm(storage_root(), decision["version"], decision["reason"], reload)
-        outlet_events[production_model].extra = promoted
-        return promoted
+        root = storage_root()
+        promoted = promote_and_confirm(root, decision["version"], decision["reason"], reload)
+        report_url = version_report_url(promoted["version"])
+        ti.xcom_push(key=REPORT_URL_KEY, value=report_url)
+        outlet_events[production_model].extra = {**promoted, "report_url": report_url}
+        return {
+            **promoted,
+            "report_url": report_url,
+            "key_plot": layout.model_version(root, promoted["version"], KEY_PLOT_FILE),
+        }
 
     decide = compare_with_production()
     decision = decide["decision"]
     promoted = promote(decision)
+    promoted.operator.operator_extra_links = [ModelReportLink()]
     SmtpAlertOperator(
         task_id="success_email",
         data=promoted,
         subject="[ml-pipeline] model {{ data.version }} is in production",
         html_content="deploy_success.html",
+        inline_images=["{{ data.key_plot }}"],
+        inline_wait_seconds=REPORT_WAIT_SECONDS,
     )
     decide >> SmtpAlertOperator(
         task_id="kept_out_alert",

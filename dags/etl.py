@@ -11,6 +11,12 @@ empty, duplicate rows). A bad batch moves to `quarantine/` with `<batch_id>.reas
 names it and its failed checks. Good batches become `features/<batch_id>.parquet`, and the `features`
 asset event lists their batch ids and row counts. When no batch is valid no event is published, so
 `train_validate` does not run.
+
+`check_drift` then compares the new features with the training data of the model in production when
+they arrived (the one a model retrained on them replaced, if it already has): after the chain has
+promoted a model of them or 15 s, so it never slows the path to production; per feature the
+drift statistic against `monitor_drift_threshold`, kept with a page of both distributions under
+`monitor/drift/`; a drift is e-mailed, naming the features, with a link to that page.
 """
 
 from __future__ import annotations
@@ -22,7 +28,12 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from include.layout import ID_PATTERN
 from mlpipe.assets import features, raw_batches
+from mlpipe.links import server_page_url
+from mlpipe.settings import setting
+from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import alert_quarantined, fail_fast, stage_dag_args
+
+DRIFT_WAIT_SECONDS = 15  # how long check_drift waits for the chain to promote a model of these batches
 
 
 @dag(
@@ -92,8 +103,40 @@ def etl():
         }
         return written
 
+    @task
+    def check_drift(written: list[dict]) -> dict:
+        """Drift of the new features from production's training data; the page is under monitor/drift/."""
+        import os
+
+        from include.config import load_schema, storage_root
+        from include.registry import await_production, version_metadata
+
+        root = storage_root()
+        batch_ids = [w["batch_id"] for w in written]
+        # Let train_validate and deploy have the cores: until a model trained on these batches is in
+        # production (or, none, a while). The reference is the model they arrived to either way.
+        os.nice(10)
+        await_production(
+            root, lambda v: max(batch_ids) in version_metadata(root, v)["batch_ids"], DRIFT_WAIT_SECONDS
+        )
+        from include.monitoring import arrival_drift
+
+        record = arrival_drift(root, load_schema(), batch_ids, setting("monitor_drift_threshold"))
+        record.pop("report", None)
+        return {**record, "report_url": server_page_url(f"/drift/{record['batch_id']}/report")}
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def drifted(record: dict) -> bool:
+        return bool(record["drifted"])
+
     report = validate_batches()
-    build_features(report)
+    drift = check_drift(build_features(report))
+    drifted(drift) >> SmtpAlertOperator(
+        task_id="alert_drift",
+        data=drift,
+        subject="[ml-pipeline] drift in batch {{ data.batch_id }}: {{ data.drifted | join(', ') }}",
+        html_content="drift_alert.html",
+    )
     alert_quarantined(report, stage="etl")
 
 

@@ -12,7 +12,8 @@
     models/staging/<key>/                 a trained candidate waiting for the quality bar
     models/production.json                the production pointer
     models/promotion.json                 a promotion not yet confirmed by the model server
-    monitor/<checked_at>.json             health reports
+    monitor/<checked_at>.{json,html}      health reports
+    monitor/drift/<batch_id>.{json,html}  drift of a batch on arrival, against production's training data
     health/stale_data.json                a stretch of stale data while it lasts (include.staleness)
     health/sources/<sha256>.json          a source's outage while it lasts (include.source_health)
     ledger/content/<sha256>.json          what became of each content received (landing, landed, quarantined)
@@ -119,8 +120,19 @@ def pending_promotion(root: str) -> str:
     return join(root, "models", "promotion.json")
 
 
-def monitor_report(root: str, stamp: str) -> str:
-    return join(root, "monitor", f"{stamp}.json")
+STAMP_PATTERN = r"^[0-9]{8}T[0-9]{12}Z$"
+
+
+def monitor_report(root: str, stamp: str, suffix: str = ".json") -> str:
+    """``monitor/<stamp><suffix>``: a health report (``.json``) or its page (``.html``)."""
+    if not re.fullmatch(STAMP_PATTERN, stamp):
+        raise InvalidIdError(f"invalid monitor report stamp {stamp!r}: expected e.g. 20261122T030501123456Z")
+    return join(root, "monitor", f"{stamp}{suffix}")
+
+
+def drift_record(root: str, batch_id: str, suffix: str = ".json") -> str:
+    """``monitor/drift/<batch_id><suffix>``: a batch's drift on arrival (``.json``) or its page."""
+    return join(root, "monitor", "drift", check_id(batch_id, "batch id") + suffix)
 
 
 def source_outage(root: str, url_sha256: str) -> str:

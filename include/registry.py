@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import io
 import platform
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -71,6 +72,8 @@ def stage_candidate(
     import pyarrow
     import sklearn
 
+    from include.report import data_summary
+
     buffer = io.BytesIO()
     joblib.dump(result.model, buffer)
     model_bytes = buffer.getvalue()
@@ -109,6 +112,7 @@ def stage_candidate(
         "label": result.schema.label,
         "classes": list(result.schema.classes or ()),
         "rows": {"train": len(result.train), "holdout": len(result.holdout)},
+        "data_summary": data_summary(result.train, result.schema),
         "libraries": {
             "python": platform.python_version(),
             "sklearn": sklearn.__version__,
@@ -240,6 +244,22 @@ def production_version(root: str) -> str | None:
     """The version serving in production, or ``None`` before the first promotion."""
     url = layout.production_pointer(root)
     return storage.read_json(url)["version"] if storage.exists(url) else None
+
+
+def await_production(root: str, accept: Callable[[str], bool], timeout: float, interval: float = 0.5) -> bool:
+    """Wait up to ``timeout`` seconds for a production version that ``accept`` takes; whether one came.
+
+    Work that must not slow a promotion down (a report, a drift check) waits for it first: on a
+    2-core machine it would otherwise share the cores with the tasks that move the pointer.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        version = production_version(root)
+        if version is not None and accept(version):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
 
 
 def set_production(root: str, version: str) -> dict:

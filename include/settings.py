@@ -129,6 +129,13 @@ _SETTINGS = (
         "recipients of alerts and success mails (comma-separated)",
     ),
     Setting("monitor_max_batch_age_hours", float, 24.0, "the newest raw batch must be younger than this"),
+    Setting(
+        "report_base_url",
+        str,
+        "",
+        "where a browser reaches the model server, for the report links in events, mails and the UI; "
+        "empty: the `model_server` connection's address",
+    ),
     Setting("monitor_drift_threshold", float, 0.3, "KS statistic above which a feature counts as drifted"),
 )
 

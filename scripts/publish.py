@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-KINDS = ("good", "bad", "shuffled-labels")
+KINDS = ("good", "bad", "shuffled-labels", "drifted-petals")
+DRIFT_CM = 1.5  # how far a drifted-petals batch moves both petal measurements
 FILE_NAME = "iris.csv"
 MEASUREMENT_NOISE_CM = 0.05
 
@@ -60,6 +61,8 @@ def make_batch(kind: str, rows: int, seed: int) -> pd.DataFrame:
         batch.loc[2, "species"] = "unicorn"
     elif kind == "shuffled-labels":
         batch["species"] = rng.permutation(batch["species"].to_numpy())
+    elif kind == "drifted-petals":  # valid data that has moved: drift, not a bad batch
+        batch[["petal_length", "petal_width"]] += DRIFT_CM
     return batch
 
 

@@ -7,6 +7,10 @@
                     422 naming the field for a missing, extra or mistyped one. One row or up to
                     ``max_rows`` (a batch) per request.
     POST /reload    load the version models/production.json names now (token required)
+    GET  /report    the production version's report (HTML with its plots embedded)
+    GET  /models/{version}/report   a registered version's report; 404 until train_validate wrote it
+    GET  /drift/{batch_id}/report    a batch's drift on arrival against production's training data
+    GET  /monitor/{checked_at}/report   a monitor run's report
     GET  /docs      the OpenAPI documentation (/openapi.json)
     /v2/...         the Open Inference Protocol (KServe V2, as Triton and MLServer serve it): see
                     serving/v2.py
@@ -29,13 +33,15 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Header, HTTPException, Request, Response
+from fastapi import FastAPI, Header, HTTPException, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from include import layout, registry, storage
 from include.config import DatasetSchema, load_schema, storage_root
+from include.report import REPORT_FILE
 from serving import v2
 from serving.predicting import json_response, predict_columns, summary_of, validated
 from serving.production import LoadedModel, ProductionModel, ReloadError
@@ -257,6 +263,81 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 409, f"{exc}; still serving {current.version if current else 'no model'}"
             ) from exc
         return Health(status="ok", version=loaded.version, loaded_at=loaded.loaded_at, error=None)
+
+    def report_page(version: str) -> HTMLResponse:
+        url = layout.model_version(settings.root, version, REPORT_FILE)
+        if not storage.exists(url):
+            if not storage.exists(layout.model_version(settings.root, version, registry.METADATA_FILE)):
+                raise HTTPException(404, f"no registered model version {version}")
+            raise HTTPException(
+                404, f"the report of {version} is not written yet: try again in a few seconds"
+            )
+        return HTMLResponse(storage.read_bytes(url).decode())
+
+    report_responses = {200: {"content": {"text/html": {}}, "description": "The report page."}}
+
+    @app.get(
+        "/models/{version}/report",
+        response_class=HTMLResponse,
+        responses={
+            **report_responses,
+            404: {"description": "No such version, or its report is not written yet."},
+        },
+    )
+    def version_report(
+        # pydantic-core's regex has no look-ahead; its `$` never accepts a trailing newline anyway.
+        version: str = Path(
+            pattern=layout.ID_PATTERN.removesuffix("(?!\\n)"), description="A model version."
+        ),
+    ) -> HTMLResponse:
+        """A registered version's report: the verdict, the metrics against the champion, errors by
+        class or residuals, permutation importance, the training data, parameters, lineage and quality
+        over time, every plot embedded (nothing else is loaded)."""
+        return report_page(version)
+
+    @app.get(
+        "/report",
+        response_class=HTMLResponse,
+        responses={**report_responses, 404: {"description": "No model in production, or no report yet."}},
+    )
+    def production_report() -> HTMLResponse:
+        """The report of the version the production pointer names now."""
+        version = registry.production_version(settings.root)
+        if version is None:
+            raise HTTPException(404, "no model in production yet")
+        return report_page(version)
+
+    def stored_page(url: str, what: str) -> HTMLResponse:
+        if not storage.exists(url):
+            raise HTTPException(404, f"no {what}")
+        return HTMLResponse(storage.read_bytes(url).decode())
+
+    @app.get(
+        "/drift/{batch_id}/report",
+        response_class=HTMLResponse,
+        responses={**report_responses, 404: {"description": "No drift was measured for this batch."}},
+    )
+    def drift_report(
+        batch_id: str = Path(pattern=layout.ID_PATTERN.removesuffix("(?!\\n)"), description="A batch id."),
+    ) -> HTMLResponse:
+        """The drift of a batch on arrival (etl's check_drift): per feature the production model's
+        training data and the batch's distribution, and the drift statistic."""
+        return stored_page(
+            layout.drift_record(settings.root, batch_id, ".html"), f"drift report of {batch_id}"
+        )
+
+    @app.get(
+        "/monitor/{checked_at}/report",
+        response_class=HTMLResponse,
+        responses={**report_responses, 404: {"description": "No monitor run at that time."}},
+    )
+    def monitor_report(
+        checked_at: str = Path(pattern=layout.STAMP_PATTERN, description="e.g. 20261122T030501123456Z"),
+    ) -> HTMLResponse:
+        """A monitor run's report: its checks, the distributions per feature, quality over time."""
+        return stored_page(
+            layout.monitor_report(settings.root, checked_at, ".html"), f"monitor report {checked_at}"
+        )
 
     app.include_router(v2.router(schema, production, predict_request))
     built_openapi = app.openapi

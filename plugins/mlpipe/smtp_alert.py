@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import jinja2
 from airflow.providers.smtp.hooks.smtp import SmtpHook
 from airflow.sdk import BaseOperator
 
+from include import storage
 from mlpipe.settings import setting
 
 if TYPE_CHECKING:
@@ -38,10 +42,14 @@ class SmtpAlertOperator(BaseOperator):
     :param from_email: Sender address, overriding the connection's ``from_email``.
     :param cc: Carbon-copy address(es).
     :param files: Paths of files to attach.
+    :param inline_images: Storage URLs (``include.storage``) of images to attach for the body to show
+        inline as ``<img src="cid:<file name>">``; one that does not exist after ``inline_wait_seconds``
+        is left out (the body's ``alt`` text shows instead). (templated)
+    :param inline_wait_seconds: How long to wait for an inline image that is still being written.
     :return: The list of envelope recipients (``to`` and ``cc``), so downstream tasks can log it.
     """
 
-    template_fields: Sequence[str] = ("data", "subject", "html_content", "to")
+    template_fields: Sequence[str] = ("data", "subject", "html_content", "to", "inline_images")
     template_ext: Sequence[str] = (".html",)
     template_fields_renderers: ClassVar[dict[str, str]] = {"html_content": "html"}
     ui_color = "#f5e6c8"
@@ -57,6 +65,8 @@ class SmtpAlertOperator(BaseOperator):
         from_email: str | None = None,
         cc: str | Iterable[str] | None = None,
         files: list[str] | None = None,
+        inline_images: list[str] | None = None,
+        inline_wait_seconds: float = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -68,6 +78,8 @@ class SmtpAlertOperator(BaseOperator):
         self.from_email = from_email
         self.cc = cc
         self.files = files
+        self.inline_images = inline_images
+        self.inline_wait_seconds = inline_wait_seconds
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
         """Resolve ``data`` first and show it to the other templates; render the HTML body with
@@ -75,7 +87,7 @@ class SmtpAlertOperator(BaseOperator):
         jinja_env = jinja_env or self.get_template_env()
         self._do_render_template_fields(self, ["data"], context, jinja_env, set())
         context["data"] = self.data  # type: ignore[typeddict-unknown-key]
-        self._do_render_template_fields(self, ["subject", "to"], context, jinja_env, set())
+        self._do_render_template_fields(self, ["subject", "to", "inline_images"], context, jinja_env, set())
         html_env = jinja_env.overlay(autoescape=True)
         self._do_render_template_fields(self, ["html_content"], context, html_env, set())
 
@@ -93,13 +105,31 @@ class SmtpAlertOperator(BaseOperator):
         to = self._resolve_to()
         cc = _recipients(self.cc) if self.cc else []
         self.log.info("Sending %r to %s (cc %s) via %s", self.subject, to, cc, self.smtp_conn_id)
-        with self.hook as smtp:
-            smtp.send_email_smtp(
-                to=to,
-                cc=cc or None,
-                subject=self.subject,
-                html_content=self.html_content,
-                from_email=self.from_email,
-                files=self.files,
-            )
+        with tempfile.TemporaryDirectory(prefix="mail-") as folder:
+            files = [*(self.files or []), *self._fetch_inline_images(Path(folder))]
+            with self.hook as smtp:
+                smtp.send_email_smtp(
+                    to=to,
+                    cc=cc or None,
+                    subject=self.subject,
+                    html_content=self.html_content,
+                    from_email=self.from_email,
+                    files=files or None,
+                )
         return to + cc
+
+    def _fetch_inline_images(self, folder: Path) -> list[str]:
+        """Copy each inline image into ``folder`` (the hook attaches local files, each with its name as
+        Content-ID); wait up to ``inline_wait_seconds`` in all for those not written yet."""
+        deadline = time.monotonic() + self.inline_wait_seconds
+        fetched = []
+        for url in self.inline_images or []:
+            while not storage.exists(url) and time.monotonic() < deadline:
+                time.sleep(1)
+            if not storage.exists(url):
+                self.log.warning("Inline image %s does not exist; sending without it", url)
+                continue
+            path = folder / url.rstrip("/").rsplit("/", 1)[-1]
+            path.write_bytes(storage.read_bytes(url))
+            fetched.append(str(path))
+        return fetched

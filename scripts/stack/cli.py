@@ -2,7 +2,7 @@
 and the model server.
 
     python -m scripts.stack up        # start in the background; prints the UI address and login
-    python -m scripts.stack publish   # a new batch at the data source (--kind bad|shuffled-labels)
+    python -m scripts.stack publish   # a new batch at the data source (--kind: see scripts/publish.py)
     python -m scripts.stack demo      # up, publish, follow the pipeline reacting, print a summary
     python -m scripts.stack status    # each component's state and restarts, and Airflow's health view
     python -m scripts.stack logs      # the components' last log lines, then follow them (--no-follow)
@@ -156,7 +156,7 @@ def main() -> None:
         "command", choices=("up", "down", "publish", "demo", "status", "logs", "clean", "airflow")
     )
     parser.add_argument("--home", type=Path, help="state folder (default .airflow/)")
-    parser.add_argument("--kind", default="good", help="publish: good, bad or shuffled-labels")
+    parser.add_argument("--kind", default="good", help="publish: good, bad, shuffled-labels, drifted-petals")
     parser.add_argument(
         "--drop",
         action="store_true",

@@ -224,3 +224,51 @@ def test_trigger_form_of_etl_shows_its_params_with_their_descriptions(
     }
     assert shown == declared
     page.screenshot(path=screenshots / "ui-trigger-etl.png")
+
+
+@pytest.fixture(scope="module")
+def registered_run(stack: LocalStack, wait_for) -> dict:
+    """A train_validate run whose `register` succeeded and whose report is written: the newest one, or
+    one this module causes by publishing a good batch."""
+
+    def newest() -> dict | None:
+        for run in stack.rest.dag_runs("train_validate"):
+            states = {
+                ti["task_id"]: ti["state"]
+                for ti in stack.rest.task_instances("train_validate", run["dag_run_id"])
+            }
+            if states.get("write_report") == "success":
+                return run
+        return None
+
+    if newest() is None:
+        wait_until_idle(stack, wait_for)
+        stack.publish(seed=41)
+    return wait_for(newest, 240, "a train_validate run that registered a model and wrote its report")
+
+
+def test_the_register_task_links_to_the_models_report(
+    page: Page, stack: LocalStack, registered_run: dict, screenshots: Path
+):
+    run_id = registered_run["dag_run_id"]
+    links = stack.rest.get(f"/api/v2/dags/train_validate/dagRuns/{run_id}/taskInstances/register/links")[
+        "extra_links"
+    ]
+    url = links["Model report"]
+    assert url.startswith(f"{stack.config.model_server_url}/models/")
+
+    page.goto(f"/dags/train_validate/runs/{run_id}/tasks/register/details")  # extra links: Details tab
+    link = page.get_by_role("link", name="Model report")
+    expect(link).to_be_visible()
+    assert link.get_attribute("href") == url
+    page.screenshot(path=screenshots / "ui-model-report-link.png")
+
+    with page.context.expect_page() as opened:
+        link.click(modifiers=["Control"])  # a new tab, whatever the link's target
+    report = opened.value
+    report.wait_for_load_state()
+    expect(report.get_by_role("heading", name="Verdict")).to_be_visible()
+    expect(report.get_by_role("heading", name="Which columns matter")).to_be_visible()
+    report.set_viewport_size({"width": 1100, "height": 1400})
+    report.screenshot(path=screenshots / "ui-model-report.png")
+    report.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-HEAVY = {"pandas", "numpy", "pyarrow", "sklearn", "joblib", "scipy"}
+HEAVY = {"pandas", "numpy", "pyarrow", "sklearn", "joblib", "scipy", "matplotlib"}
 
 
 @pytest.mark.parametrize(
@@ -21,6 +21,7 @@ HEAVY = {"pandas", "numpy", "pyarrow", "sklearn", "joblib", "scipy"}
         "include.registry",
         "include.promotion",
         "include.source_health",
+        "include.report",
     ],
 )
 def test_importing_loads_no_data_library(module):

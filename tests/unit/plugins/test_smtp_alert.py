@@ -135,3 +135,40 @@ def test_data_is_resolved_first_and_the_html_body_escapes_every_value():
 
     assert op.subject == "batch <b>42</b>"  # a subject is text, not HTML
     assert op.html_content == "<p>&lt;b&gt;42&lt;/b&gt;: a &amp; b &lt;b&gt;42&lt;/b&gt;</p>"
+
+
+def test_an_inline_image_from_storage_is_attached_under_its_name(smtp_conn, received, tmp_path):
+    image = tmp_path / "store" / "key_plot.png"
+    image.parent.mkdir()
+    image.write_bytes(b"\x89PNG\r\n\x1a\nplot")
+    SmtpAlertOperator(
+        task_id="alert",
+        to="ml@example.com",
+        subject="s",
+        html_content='<img src="cid:key_plot.png">',
+        inline_images=[image.as_uri(), (tmp_path / "store" / "never_written.png").as_uri()],
+    ).execute({})
+
+    [message] = received()
+    [part] = [p for p in message.walk() if p["Content-ID"]]
+    assert part["Content-ID"] == "<key_plot.png>"
+    assert part.get_content() == b"\x89PNG\r\n\x1a\nplot"
+    assert 'src="cid:key_plot.png"' in html_body(message)
+
+
+def test_an_inline_image_still_being_written_is_waited_for(smtp_conn, received, tmp_path):
+    import threading
+
+    image = tmp_path / "key_plot.png"
+    threading.Timer(1.0, image.write_bytes, args=(b"late",)).start()
+    SmtpAlertOperator(
+        task_id="alert",
+        to="ml@example.com",
+        subject="s",
+        html_content="b",
+        inline_images=[image.as_uri()],
+        inline_wait_seconds=10,
+    ).execute({})
+
+    [message] = received()
+    assert [p.get_content() for p in message.walk() if p["Content-ID"]] == [b"late"]

@@ -89,6 +89,15 @@ def test_shuffled_labels_keep_the_features_and_the_label_counts():
     assert (shuffled["species"] != good["species"]).mean() > 0.3
 
 
+def test_drifted_petals_move_both_petal_measurements_only():
+    good = make_batch("good", rows=120, seed=5)
+    drifted = make_batch("drifted-petals", rows=120, seed=5)
+
+    moved = ["petal_length", "petal_width"]
+    pd.testing.assert_frame_equal(drifted[moved] - 1.5, good[moved], atol=1e-9)
+    pd.testing.assert_frame_equal(drifted.drop(columns=moved), good.drop(columns=moved))
+
+
 def test_unknown_kind_is_refused_by_name():
     with pytest.raises(ValueError, match=r"unknown batch kind 'ugly'; expected one of \('good', 'bad'"):
         make_batch("ugly", rows=10, seed=1)

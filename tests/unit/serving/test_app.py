@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from include import layout, onnx_model, registry
+from include import layout, onnx_model, registry, storage
 from include.config import DatasetSchema
 from serving.app import Settings, create_app
 from serving.production import load
@@ -360,3 +360,41 @@ def test_the_onnx_predictor_answers_many_threads_at_once_without_a_lock(register
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: predictor.predict(columns), range(200)))
     assert all(answer == expected for answer in answers)
+
+
+def test_reports_are_served_by_version_and_for_production(serve, register, root, schema):
+    from include.report import write_version_report
+
+    client = serve()
+    assert client.get("/report").json() == {"error": "no model in production yet"}
+    first, second = register(), register()
+    registry.set_production(root, first)
+    assert client.get(f"/models/{second}/report").status_code == 404
+    assert "not written yet" in client.get("/report").json()["error"]
+    write_version_report(root, first, schema)
+    write_version_report(root, second, schema)
+
+    page = client.get(f"/models/{second}/report")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"<h1>Model {second}</h1>" in page.text
+    assert f"<h1>Model {first}</h1>" in client.get("/report").text
+    assert client.get("/models/20261121T161500000000Z-00000000/report").json() == {
+        "error": "no registered model version 20261121T161500000000Z-00000000"
+    }
+    assert client.get("/models/..%2Fproduction/report").status_code in (404, 422)
+    assert {"/report", "/models/{version}/report"} <= set(client.get("/openapi.json").json()["paths"])
+
+
+def test_drift_and_monitor_pages_are_served(serve, root):
+    batch_id = "20261121T161500000000Z-aaaaaaaa"
+    storage.write_bytes_atomic(layout.drift_record(root, batch_id, ".html"), b"<h1>drift</h1>")
+    storage.write_bytes_atomic(
+        layout.monitor_report(root, "20261121T171500123456Z", ".html"), b"<h1>monitor</h1>"
+    )
+    client = serve()
+
+    assert client.get(f"/drift/{batch_id}/report").text == "<h1>drift</h1>"
+    assert client.get("/monitor/20261121T171500123456Z/report").text == "<h1>monitor</h1>"
+    assert client.get("/drift/20261121T161500000000Z-00000000/report").status_code == 404
+    assert client.get("/monitor/latest/report").status_code == 422
