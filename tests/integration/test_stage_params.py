@@ -12,6 +12,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from include import layout, registry, storage
@@ -134,9 +135,10 @@ def test_monitor_alert_names_each_failed_check_and_keeps_its_report(
     assert finished(stack, wait_for, "monitor", run_id)["state"] == "success"
     assert task_states(stack, "monitor", run_id)["alert_unhealthy"] == "success"
     # This run's report and alert: monitor's hourly run may write and send its own meanwhile.
-    report_url = returned(stack, "monitor", run_id, "check_production")["report_url"]
-    report = storage.read_json(report_url)
+    checked = returned(stack, "monitor", run_id, "check_production")
+    report, report_url = storage.read_json(checked["stored_at"]), checked["report_url"]
     assert (report["version"], report["healthy"]) == (in_production, False)
+    assert httpx.get(report_url, timeout=30).status_code == 200  # the page, served by the model server
     assert {check["name"]: check["ok"] for check in report["checks"]}["drift"] is False
     mail = wait_for(lambda: mail_of_run(stack, since, run_id, "production model"), 30, "the monitor alert")
     assert in_production in mail["Subject"]

@@ -47,6 +47,14 @@ def watch_drop_folder(stack: LocalStack) -> None:
     stack.rest.set_variable("crawl_url", stack.config.drop_dir.as_uri() + "/")
 
 
+def model_server_health(stack: LocalStack) -> dict | None:
+    """``GET /health`` once the model server answers (it starts beside Airflow, not before it)."""
+    try:
+        return httpx.get(f"{stack.config.model_server_url}/health", timeout=10).json()
+    except httpx.HTTPError:
+        return None
+
+
 def predict(stack: LocalStack, rows: list[dict]) -> httpx.Response:
     return httpx.post(f"{stack.config.model_server_url}/predict", json={"rows": rows}, timeout=30)
 
@@ -121,7 +129,7 @@ def test_a_classification_table_with_categories_dates_and_gaps_runs_end_to_end(
     bad.loc[:9, "plan"] = "gold"
     bad.loc[: BATCH_ROWS // 2, "monthly_fee"] = None
     since = datetime.now(UTC)
-    drop_batch(stack, "churn-0002.csv", bad)
+    drop_batch(stack, "churn-0003.csv", bad)  # a new name: the folder source looks past the last
     mail = wait_for(lambda: mail_with_subject(stack, since, "quarantined"), 180, "the quarantine alert")
     text = body(mail)
     assert "categories" in text
@@ -137,6 +145,7 @@ def test_a_regression_table_replaces_a_model_of_another_schema(
     schema_file = inferred_schema(folder, "deliveries")
     stack = own_data_stack(schema_file)
     churn_model = production(stack)["version"]
+    wait_for(lambda: model_server_health(stack), 60, "the model server to answer")
     refused = predict(stack, request_rows(DATASETS["deliveries"](1, seed=98), schema_file))
     assert refused.status_code == 503  # the churn model cannot read a delivery
     assert "trained on dataset schema" in refused.json()["error"]

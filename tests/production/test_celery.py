@@ -189,9 +189,9 @@ def test_data_arrival_reaches_production_on_celery_with_everything_on_s3(
     assert not [name for name in objects if name.startswith("models/staging/")], "a candidate left staged"
     assert "models/promotion.json" not in objects, "a promotion left unconfirmed"
     # The report of the run the promotion started (monitor's hourly run may have written another).
-    report_url = returned(stack, "monitor", monitor_run["dag_run_id"], "check_production")["report_url"]
-    assert report_url.removeprefix(f"{root}/") in objects
-    assert storage.read_json(report_url)["version"] == version
+    stored_at = returned(stack, "monitor", monitor_run["dag_run_id"], "check_production")["stored_at"]
+    assert stored_at.removeprefix(f"{root}/") in objects
+    assert storage.read_json(stored_at)["version"] == version
     assert {a["uri"] for a in stack.rest.get("/api/v2/assets")["assets"]} == {
         layout.raw_batches(root),
         layout.features(root),
