@@ -71,10 +71,13 @@ def happy(stack: LocalStack, wait_for) -> Iterator[dict]:
 
 
 def ended_at(stack: LocalStack, event: dict, dag_id: str) -> dict | None:
-    """What ``event`` caused (``chain_of``), once its run of ``dag_id`` has ended."""
+    """What ``event`` caused (``chain_of``), once its run of ``dag_id`` and every run before it have
+    ended: etl's ``check_drift`` and train_validate's ``write_report`` wait for the promotion, so their
+    runs end after the next stage's have started."""
     chain = chain_of(stack, event)
-    run = chain.get(dag_id)
-    return chain if run and run["state"] in ("success", "failed") else None
+    runs = [chain[stage] for stage in STAGES[1:] if stage in chain]
+    ended = all(run["state"] in ("success", "failed") for run in runs)
+    return chain if dag_id in chain and ended else None
 
 
 def test_happy_path_reaches_production_by_itself(stack: LocalStack, happy, wait_for):
