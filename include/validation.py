@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,7 +99,7 @@ class Batch:
         return [name for name in names if name in self.columns]
 
 
-class Rule:
+class Rule(ABC):
     """One validation rule, judged a chunk at a time: ``add`` counts what a chunk breaks (keeping only
     counts and the first example between chunks), ``failures`` reports it once every chunk was added,
     skipping ``unjudged`` columns that an earlier rule found to hold the wrong type of value. A new
@@ -110,11 +111,12 @@ class Rule:
     def __init__(self, batch: Batch) -> None:
         self.batch, self.schema = batch, batch.schema
 
-    def add(self, frame: pd.DataFrame) -> None:
+    def add(self, frame: pd.DataFrame) -> None:  # noqa: B027 - a rule on the batch's shape counts no rows
         """Count what ``frame`` (consecutive rows, indexed by row number) breaks."""
 
+    @abstractmethod
     def failures(self, unjudged: frozenset[str]) -> list[CheckFailure]:
-        raise NotImplementedError
+        """What the rule found in every chunk added, leaving out the ``unjudged`` columns."""
 
 
 class _ColumnRule(Rule):
@@ -128,11 +130,13 @@ class _ColumnRule(Rule):
         """The columns this rule looks at."""
         return self.batch.present(self.schema.columns)
 
+    @abstractmethod
     def offending(self, column: str, series: pd.Series) -> pd.Series:
-        raise NotImplementedError
+        """A mask of the rows of ``column`` (its values in one chunk: ``series``) that break the rule."""
 
+    @abstractmethod
     def message(self, column: str, count: _Count) -> str:
-        raise NotImplementedError
+        """The failure's message for ``column``, from what was counted."""
 
     def add(self, frame: pd.DataFrame) -> None:
         for column, count in self.counts.items():
