@@ -184,6 +184,11 @@ def list_folder(url: str, after: str | None = None, cache: DirCache | None = Non
     fs.invalidate_cache(path)  # object stores cache listings; a poll must see the store as it is now
     if after is not None:
         return _list_after(fs, path, after, cache)
+    return _listed_files(fs, path)
+
+
+def _listed_files(fs: fsspec.AbstractFileSystem, path: str, after: str = "") -> list[FileItem]:
+    """The visible files of one listing of the whole folder, those named after ``after`` if given."""
     try:
         entries = fs.ls(path, detail=True)
     except FileNotFoundError:
@@ -191,7 +196,9 @@ def list_folder(url: str, after: str | None = None, cache: DirCache | None = Non
     return [
         FileItem(fs.unstrip_protocol(entry["name"]), int(entry.get("size") or 0), _mtime(entry))
         for entry in entries
-        if entry.get("type") == "file" and _visible(entry["name"])
+        if entry.get("type") == "file"
+        and _visible(entry["name"])
+        and posixpath.basename(entry["name"].rstrip("/")) > after
     ]
 
 
@@ -229,17 +236,7 @@ def _list_after(
         return _local_after(fs, path, after, cache)
     if "s3" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol):
         return _s3_after(fs, path, after)
-    try:
-        entries = fs.ls(path, detail=True)
-    except FileNotFoundError:
-        return []
-    return [
-        FileItem(fs.unstrip_protocol(entry["name"]), int(entry.get("size") or 0), _mtime(entry))
-        for entry in entries
-        if entry.get("type") == "file"
-        and _visible(entry["name"])
-        and posixpath.basename(entry["name"].rstrip("/")) > after
-    ]
+    return _listed_files(fs, path, after)
 
 
 def _local_after(fs: LocalFileSystem, path: str, after: str, cache: DirCache | None) -> list[FileItem]:
