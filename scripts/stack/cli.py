@@ -47,11 +47,11 @@ def _print_login(stack: LocalStack) -> None:
     print(f"  logs:         {config.log_dir}")
 
 
-def follow(stack: LocalStack, since: datetime, timeout: float, quiet: float = 10) -> dict[str, dict]:
+def follow(stack: LocalStack, since: datetime, timeout: float, quiet: float = 4) -> dict[str, dict]:
     """Print every state change of the stage runs queued after ``since`` until the pipeline has reacted
     and gone quiet: a batch was received, no later stage is queued or running, and nothing changed for
-    ``quiet`` seconds (a consumer run appears a moment after its asset event). Return each stage's
-    newest finished run."""
+    ``quiet`` seconds (a consumer run is queued about a second after its asset event, when the
+    scheduler's next loop sees the event). Return each stage's newest finished run."""
     seen: dict[str, str] = {}
     last_change = time.monotonic()
     deadline = last_change + timeout

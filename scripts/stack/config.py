@@ -25,6 +25,8 @@ CELERY_HOME = REPO / ".airflow-celery"
 # The embedded stack's default storage root (PIPELINE_STORAGE_ROOT unset).
 DEFAULT_DATA = REPO / "data"
 SQLITE_LOCKED = "sqlite3.OperationalError: database is locked"
+# The components that do not use Airflow's metadata database.
+NO_DATABASE = ("data-source", "smtp-sink", "model-server")
 
 
 def private_json(path: Path, make: Callable[[], dict]) -> dict:
@@ -269,9 +271,9 @@ class StackConfig:
             raise StackError(f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
-    def init(self) -> None:
-        """Create the home, its database, the admin login and the Variables that are not set yet
-        (idempotent)."""
+    def prepare(self) -> None:
+        """Check the dataset schema and create the home's folders and admin login (idempotent): what
+        every component needs before it starts."""
         try:  # a schema that cannot be used stops the stack before anything starts, naming the fix
             load_schema_file(self.schema_file)
         except SchemaError as exc:
@@ -279,7 +281,10 @@ class StackConfig:
         for folder in (self.home, self.source_dir, self.drop_dir, self.mail_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
         private_json(self.passwords_file, lambda: {ADMIN_USER: secrets.token_urlsafe(12)})
-        self.airflow("db", "migrate")
+
+    def init(self) -> None:
+        """Migrate the metadata database and import the Variables that are not set yet (idempotent),
+        in one process (``scripts.stack.init_airflow``)."""
         # The defaults, with crawl_url at this stack's data source; a Variable someone changed (in the
         # UI, say) keeps its value across `make up`.
         defaults = json.loads((REPO / "config" / "variables.json").read_text()) | {
@@ -287,7 +292,15 @@ class StackConfig:
         }
         variables = self.home / "variables.json"
         variables.write_text(json.dumps(defaults, indent=2))
-        self.airflow("variables", "import", "--action-on-existing-key", "skip", str(variables))
+        result = subprocess.run(
+            [sys.executable, "-m", "scripts.stack.init_airflow", str(variables)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        if result.returncode != 0:
+            raise StackError(f"initialising Airflow failed:\n{result.stdout}\n{result.stderr}")
 
 
 class CeleryConfig(StackConfig):
