@@ -169,11 +169,12 @@ def version_history(root: str, metric_name: str, limit: int = HISTORY_VERSIONS) 
     """The ``metric_name`` score (on its own held-out split) of the newest ``limit`` registered versions
     gated on that metric and of the newest ``limit`` backtests (a backfill of many days does not push
     production's versions out), each at the time it stands for (``at``: its registration, or a
-    backtest's ``as_of``), oldest first, each saying whether it is production now."""
+    backtest's ``as_of``), oldest first, each saying whether it is production now. At most the newest
+    ``10 * limit`` versions are read, so the cost stays bounded however long the history grows."""
     production = registry.production_version(root)
     names = [n for n in storage.list_names(layout.model_versions(root)) if layout.is_id(n)]
     kept: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
-    for version in sorted(names, reverse=True):
+    for version in sorted(names, reverse=True)[: 10 * limit]:
         if all(len(items) >= limit for items in kept.values()):
             break
         try:
