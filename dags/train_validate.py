@@ -26,8 +26,6 @@ quality-over-time plot shows backtests beside production (docs/reports.md#backte
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
@@ -46,7 +44,8 @@ REPORT_WAIT_SECONDS = 15  # how long write_report waits for deploy to promote th
 
 @dag(
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 4 * * *", timezone="UTC", interval=timedelta(days=1)),
+        # No data interval: a run's logical date is the one moment a backtest looks back from.
+        timetable=CronTriggerTimetable("0 4 * * *", timezone="UTC"),
         assets=[features],
     ),
     doc_md=__doc__,
@@ -76,7 +75,7 @@ REPORT_WAIT_SECONDS = 15  # how long write_report waits for deploy to promote th
 )
 def train_validate():
     @task
-    def train(*, params, dag_run=None, data_interval_end=None) -> dict:
+    def train(*, params, dag_run=None, logical_date=None) -> dict:
         """Train and score the configured model; stage it; return its metadata (version, metrics, bar).
         A timetable run without new features, or a backtest before any batch had landed, is skipped."""
         from include.backtest import run_kind
@@ -89,7 +88,7 @@ def train_validate():
         try:
             if kind == "timetable":
                 check_timetable_work(root, schema)
-            as_of = data_interval_end if kind == "backtest" else None
+            as_of = logical_date if kind == "backtest" else None
             return train_candidate(root, resolve_config(params, setting, schema.task), as_of=as_of)
         except NothingToDo as exc:
             raise AirflowSkipException(str(exc)) from exc

@@ -5,8 +5,8 @@ timetable adds two kinds of run:
 
 - a **timetable run** trains only when a feature batch of the current schema is newer than the newest
   batch any earlier training used (``models/last_training.json``); otherwise it does nothing.
-- a **backfill run** is a *backtest as of its logical date* (for the daily cron timetable, the end of
-  its data interval: the same moment). It trains on the feature batches whose batch had landed at or
+- a **backfill run** is a *backtest as of its logical date* (the timetable has no data interval: the
+  logical date is the moment the run stands for, 04:00 UTC of its day). It trains on the feature batches whose batch had landed at or
   before that moment (a batch id starts with its landing time, the ``landed_at`` of its manifest),
   the newest ``training_window_batches`` of them of the current schema, as a run at that moment
   would have; the result is registered marked ``backtest`` with its ``as_of`` and is never promoted.
