@@ -6,10 +6,11 @@ timetable adds two kinds of run:
 - a **timetable run** trains only when a feature batch of the current schema is newer than the newest
   batch any earlier training used (``models/last_training.json``); otherwise it does nothing.
 - a **backfill run** is a *backtest as of its logical date* (the timetable has no data interval: the
-  logical date is the moment the run stands for, 04:00 UTC of its day). It trains on the feature batches whose batch had landed at or
-  before that moment (a batch id starts with its landing time, the ``landed_at`` of its manifest),
-  the newest ``training_window_batches`` of them of the current schema, as a run at that moment
-  would have; the result is registered marked ``backtest`` with its ``as_of`` and is never promoted.
+  logical date is the moment the run stands for, 04:00 UTC of its day). It trains on the feature
+  batches whose batch had landed at or before that moment (a batch id starts with its landing time,
+  the ``landed_at`` of its manifest), the newest ``training_window_batches`` of them of the current
+  schema, as a run at that moment would have; the result is registered marked ``backtest`` with its
+  ``as_of`` and is never promoted.
 
 Landing time, not the feature file's write time, decides: it is fixed when the batch lands, whereas
 a re-run of ``etl`` rewrites the feature file. A batch that landed just before the cut counts even if
