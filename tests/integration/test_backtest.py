@@ -10,6 +10,7 @@ a deploy run.
 from __future__ import annotations
 
 import tempfile
+from html import unescape
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -139,6 +140,6 @@ def test_a_backfill_of_train_validate_registers_backtests_and_leaves_production_
     mail = wait_for(
         lambda: mail_of_run(stack, since, refused, "deploy.compare_with_production"), 30, "the failure e-mail"
     )
-    assert f"model version '{backtest}' is a backtest as of 2026-06-01T04:00:00+00:00" in body(mail)
+    assert f"model version '{backtest}' is a backtest as of 2026-06-01T04:00:00+00:00" in unescape(body(mail))
     assert (storage.read_bytes(pointer_url) if storage.exists(pointer_url) else None) == pointer
     assert len(stack.rest.asset_events("production_model")) == promotions
