@@ -10,8 +10,8 @@ a deploy run.
 from __future__ import annotations
 
 import tempfile
-from html import unescape
 from datetime import UTC, datetime
+from html import unescape
 from pathlib import Path
 
 from include import layout, registry, storage
