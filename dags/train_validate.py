@@ -13,11 +13,21 @@ writes the version's report (`report.html`: verdict, errors, feature importance,
 lineage, quality over time) beside it, off the path to production; the register task's "Model report"
 button opens it. A manual run can override the model type,
 hyperparameters, threshold, metric and the batches to train on.
+
+It also runs daily at 04:00 UTC, an hour after `etl`'s nightly run: that run trains only when a
+feature batch is newer than every batch trained on so far (features published while this DAG was
+paused start no run), else it ends skipped, publishing and mailing nothing. The timetable is what
+makes it backfillable: a **backfill run is a backtest** as of its logical date. It trains on the
+batches landed by then (the newest `training_window_batches` of them), and `register_backtest`
+registers the result marked `backtest` with its `as_of`, passing or not, with its report and without
+a `model_candidate` event or a mail: `deploy` never sees it and refuses it by hand. The reports'
+quality-over-time plot shows backtests beside production (docs/reports.md#backtesting).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from include.layout import ID_PATTERN
 from include.metrics import METRICS
@@ -33,7 +43,11 @@ REPORT_WAIT_SECONDS = 15  # how long write_report waits for deploy to promote th
 
 
 @dag(
-    schedule=[features],
+    schedule=AssetOrTimeSchedule(
+        # No data interval: a run's logical date is the one moment a backtest looks back from.
+        timetable=CronTriggerTimetable("0 4 * * *", timezone="UTC"),
+        assets=[features],
+    ),
     doc_md=__doc__,
     **stage_dag_args("train_validate"),
     params={
@@ -54,19 +68,30 @@ REPORT_WAIT_SECONDS = 15  # how long write_report waits for deploy to promote th
             [],
             type="array",
             items={"type": "string", "pattern": ID_PATTERN},
-            description="Train on these feature batches instead.",
+            description="Train on these feature batches instead (not in a backfill: a backtest trains "
+            "on the batches landed by its logical date).",
         ),
     },
 )
 def train_validate():
     @task
-    def train(*, params) -> dict:
-        """Train and score the configured model; stage it; return its metadata (version, metrics, bar)."""
-        from include.candidate import train_candidate
+    def train(*, params, dag_run=None, logical_date=None) -> dict:
+        """Train and score the configured model; stage it; return its metadata (version, metrics, bar).
+        A timetable run without new features, or a backtest before any batch had landed, is skipped."""
+        from include.backtest import run_kind
+        from include.candidate import check_timetable_work, train_candidate
         from include.config import load_schema, storage_root
+        from include.errors import NothingToDo
         from include.training import resolve_config
 
-        return train_candidate(storage_root(), resolve_config(params, setting, load_schema().task))
+        root, schema, kind = storage_root(), load_schema(), run_kind(dag_run.run_type)
+        try:
+            if kind == "timetable":
+                check_timetable_work(root, schema)
+            as_of = logical_date if kind == "backtest" else None
+            return train_candidate(root, resolve_config(params, setting, schema.task), as_of=as_of)
+        except NothingToDo as exc:
+            raise AirflowSkipException(str(exc)) from exc
 
     @task(outlets=[model_candidate])
     def register(trained: dict, *, outlet_events=None, ti=None) -> str:
@@ -98,6 +123,21 @@ def train_validate():
         return write_version_report(root, version, load_schema())
 
     @task
+    def register_backtest(trained: dict, *, ti=None) -> dict:
+        """Register a backtest, passing or not, and write its report: no model_candidate event."""
+        from include.config import load_schema, storage_root
+        from include.registry import discard_staged, register
+        from include.report import write_version_report
+
+        root = storage_root()
+        metadata = register(root, trained["version"])
+        discard_staged(root, trained["version"])
+        ti.xcom_push(key=REPORT_URL_KEY, value=version_report_url(metadata["version"]))
+        write_version_report(root, metadata["version"], load_schema())
+        keys = ("version", "as_of", "batch_ids", "metric", "metrics", "verdict")
+        return {key: metadata[key] for key in keys}
+
+    @task
     def discard_rejected(trained: dict) -> None:
         from include.config import storage_root
         from include.registry import discard_staged
@@ -113,6 +153,8 @@ def train_validate():
         higher_is_better=trained["higher_is_better"],
         pass_task_ids="register",
         fail_task_ids=["retrain_alert", "discard_rejected"],
+        bypass=trained["backtest"],
+        bypass_task_ids="register_backtest",
     )
     retrain_alert = SmtpAlertOperator(
         task_id="retrain_alert",
@@ -123,7 +165,9 @@ def train_validate():
     registered = register(trained)
     registered.operator.operator_extra_links = [ModelReportLink()]
     write_report(registered)
-    check_threshold >> [registered, retrain_alert, discard_rejected(trained)]
+    backtest = register_backtest(trained)
+    backtest.operator.operator_extra_links = [ModelReportLink()]
+    check_threshold >> [registered, retrain_alert, discard_rejected(trained), backtest]
 
 
 fail_fast(train_validate())

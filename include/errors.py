@@ -24,3 +24,8 @@ class ConfigurationError(PermanentError):
 
 class UnusableCandidateError(PermanentError):
     """A model candidate or version that must not be served: its files do not match its record."""
+
+
+class NothingToDo(Exception):  # noqa: N818 (not an error: a run without work)
+    """A run that finds no work (a timetable run with no new data, a backtest before any data): it ends
+    skipped, publishing nothing and mailing no one."""

@@ -10,15 +10,17 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 import pandas as pd
 import pyarrow as pa
 
 from include import layout, storage
+from include.backtest import landed_by
 from include.batches import raw_batch_data
 from include.chunks import DEFAULT, Chunking
 from include.config import TRUE_TEXTS, DatasetSchema
-from include.errors import BadRequestError, ConfigurationError, PermanentError
+from include.errors import BadRequestError, ConfigurationError, NothingToDo, PermanentError
 
 SCHEMA_FINGERPRINT_KEY = b"mlpipe.schema_fingerprint"  # Parquet key-value metadata of a feature file
 
@@ -137,11 +139,19 @@ def load_features(root: str, batch_ids: list[str] | None = None) -> tuple[pd.Dat
     return pd.concat(frames, ignore_index=True), ids, feature_hash
 
 
-def training_batches(root: str, requested: list[str], window: int, schema: DatasetSchema) -> list[str]:
-    """The feature batches to train on: the ids ``requested`` by hand, else the newest ``window``.
+def training_batches(
+    root: str, requested: list[str], window: int, schema: DatasetSchema, as_of: datetime | None = None
+) -> list[str]:
+    """The feature batches to train on: the ids ``requested`` by hand, else the newest ``window``
+    (with ``as_of``, a backtest's: of the batches landed by then, see ``include.backtest``).
     Training never mixes schemas: the window holds only the newest batches built with ``schema`` (it
     stops at the first built with another), and a requested batch of another schema is refused."""
     fingerprint = schema.fingerprint
+    if requested and as_of is not None:
+        raise BadRequestError(
+            "batch_ids cannot be given to a backtest (a backfill run): it trains on the batches landed "
+            "by its logical date; trigger a manual run to train on chosen batches"
+        )
     if requested:
         ids = sorted(layout.check_id(batch_id, "batch id") for batch_id in set(requested))
         for batch_id in ids:  # a run asked for these by hand: what is wrong with them is a bad request
@@ -158,11 +168,17 @@ def training_batches(root: str, requested: list[str], window: int, schema: Datas
         return ids
     if window < 1:
         raise ConfigurationError(f"training_window_batches must be at least 1, got {window}")
+    available = list_feature_batches(root) if as_of is None else landed_by(list_feature_batches(root), as_of)
     chosen: list[str] = []
-    for batch_id in reversed(list_feature_batches(root)):
+    for batch_id in reversed(available):
         if len(chosen) == window or feature_schema_fingerprint(root, batch_id) != fingerprint:
             break
         chosen.append(batch_id)
+    if not chosen and as_of is not None:
+        raise NothingToDo(
+            f"no feature batch of schema {schema.name!r} ({fingerprint}) had landed by {as_of.isoformat()}: "
+            "nothing to backtest"
+        )
     if not chosen:
         raise PermanentError(
             f"no feature batch under {layout.features(root)} was built with the current schema "

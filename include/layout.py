@@ -12,6 +12,7 @@
     models/staging/<key>/                 a trained candidate waiting for the quality bar
     models/production.json                the production pointer
     models/promotion.json                 a promotion not yet confirmed by the model server
+    models/last_training.json             the newest feature batch a (non-backtest) training has used
     monitor/<checked_at>.{json,html}      health reports
     monitor/drift/<batch_id>.{json,html}  drift of a batch on arrival, against production's training data
     health/stale_data.json                a stretch of stale data while it lasts (include.staleness)
@@ -29,7 +30,7 @@ outside the storage root. Nothing here touches storage.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from include.errors import BadRequestError
 
@@ -48,6 +49,11 @@ class InvalidIdError(BadRequestError):
 def make_id(at: datetime, sha256: str) -> str:
     """The id of something created at ``at`` (UTC) whose content has the hex digest ``sha256``."""
     return check_id(f"{at:%Y%m%dT%H%M%S%fZ}-{sha256[:8]}", "id")
+
+
+def id_time(value: str) -> datetime:
+    """The UTC time an id was made at (a batch id's: when the batch landed)."""
+    return datetime.strptime(check_id(value, "id")[:22], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
 
 
 def is_id(value: object) -> bool:
@@ -118,6 +124,11 @@ def production_pointer(root: str) -> str:
 def pending_promotion(root: str) -> str:
     """Where a promotion keeps the pointer to restore until the model server has confirmed it."""
     return join(root, "models", "promotion.json")
+
+
+def last_training(root: str) -> str:
+    """Where ``train_validate`` keeps the newest feature batch it has trained on (include.backtest)."""
+    return join(root, "models", "last_training.json")
 
 
 STAMP_PATTERN = r"^[0-9]{8}T[0-9]{12}Z$"

@@ -67,11 +67,17 @@ def replaces_other_schema(candidate: dict, champion: str, champion_fingerprint: 
 
 def requested(root: str, version: str) -> dict:
     """The decision for a version a person asked for by hand: promoted as is (a rollback if older).
-    A malformed or unknown version is refused here, before anything is touched."""
+    A malformed or unknown version, or a backtest, is refused here, before anything is touched."""
     try:
-        registry.version_metadata(root, check_id(version, "model version"))
+        metadata = registry.version_metadata(root, check_id(version, "model version"))
     except FileNotFoundError as exc:  # asked for by hand: no retry makes it exist
         raise BadRequestError(f"no model version {version!r} to promote: {exc}") from exc
+    if metadata.get("backtest"):
+        raise BadRequestError(
+            f"model version {version!r} is a backtest as of {metadata.get('as_of')}: it shows the quality "
+            "a training then would have had and is never promoted; give a version train_validate "
+            "registered as a candidate"
+        )
     return {
         "version": version,
         "promote": True,

@@ -19,7 +19,7 @@ import io
 import platform
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from include import layout, storage
@@ -39,6 +39,7 @@ REFERENCE_FILE = "reference.parquet"
 METADATA_FILE = "metadata.json"
 REFERENCE_ROWS = 10_000
 REFERENCE_SEED = 0
+STALE_STAGED = timedelta(hours=1)  # a staged candidate this much older than a new one is a leftover
 
 
 class IntegrityError(UnusableCandidateError):
@@ -54,10 +55,13 @@ def stage_candidate(
     batch_ids: Iterable[str],
     feature_hash: str,
     now: datetime | None = None,
+    as_of: datetime | None = None,
 ) -> dict:
     """Keep a trained candidate under ``models/staging/<version>/`` until the quality bar has decided;
     return its metadata (the version it will have, its metrics, the verdict on ``metric`` against
-    ``threshold`` in words, its model's sha256 and its schema's fingerprint).
+    ``threshold`` in words, its model's sha256 and its schema's fingerprint). With ``as_of`` it is a
+    backtest (``backtest: true``, ``as_of``): a look at the quality a training then would have had,
+    never promoted (``include.promotion``).
 
     Staging is not registration: nothing lists staged candidates. :func:`register` makes one a version,
     :func:`discard_staged` drops it.
@@ -92,6 +96,8 @@ def stage_candidate(
     metadata = {
         "version": version,
         "created_at": created.isoformat(),
+        "backtest": as_of is not None,
+        "as_of": as_of and as_of.isoformat(),
         "model_type": result.model_type,
         "params": result.params,
         "seed": result.seed,
@@ -174,14 +180,16 @@ def discard_staged(root: str, version: str) -> None:
 
 
 def discard_older_staged(root: str, version: str) -> list[str]:
-    """Drop every staged candidate older than ``version`` (left by a ``train`` killed before its
-    candidate was registered or discarded; ``train_validate`` runs one at a time, so none of them is
-    still wanted); the versions dropped. Version ids start with their UTC creation time, so they sort
-    by age; a name that is not a version id is left alone."""
+    """Drop every staged candidate staged ``STALE_STAGED`` or more before ``version`` (left by a
+    ``train`` killed before its candidate was registered or discarded); the versions dropped. Younger
+    ones may still be wanted: a backfill's runs (backtests) train beside each other and beside the
+    pipeline's own run, and a candidate waits for its verdict seconds, not an hour. Version ids start
+    with their UTC creation time; a name that is not a version id is left alone."""
+    cut = layout.id_time(version) - STALE_STAGED
     stale = [
         name
         for name in storage.list_names(layout.join(root, "models", "staging"))
-        if layout.is_id(name) and name < version
+        if layout.is_id(name) and layout.id_time(name) <= cut
     ]
     for name in stale:
         discard_staged(root, name)

@@ -13,7 +13,11 @@ actual values). The page says:
   scored, so a category or date column counts once, whatever the preprocessing made of it);
 - the training data in brief (rows, batches, class balance or target distribution, missing values);
 - the parameters, the lineage (batch ids, feature-data hash, model sha256, schema fingerprint) and the
-  quality metric of every registered version over time.
+  quality metric of every registered version over time: production's versions at their registration,
+  backtests (``include.backtest``) as a series of their own at the moment they look back to.
+
+The report of a backtest says so at the top (as of when, on which batches) and has no champion:
+today's production model may have been trained on its held-out rows.
 
 Plots are drawn with matplotlib's ``Figure`` on the Agg canvas (no pyplot, no display, no global
 state). The report is written by ``train_validate``'s ``write_report`` task after ``register``, off the
@@ -137,7 +141,8 @@ def build_version_report(
 
     ``champion`` is ``{"version", "metrics"}`` of the model it was compared with (scored on this
     version's held-out split), or ``None`` when there was none; ``history`` holds ``{"version",
-    "created_at", "value", "production"}`` per registered version, in the same metric.
+    "created_at", "value", "production", "backtest", "at"}`` per registered version, in the same metric
+    (:func:`version_history`).
     """
     gate = metrics.metric(metadata["metric"])
     facts: dict[str, Any] = {"version": metadata["version"], "metric": gate.name}
@@ -162,26 +167,48 @@ def build_version_report(
 
 def version_history(root: str, metric_name: str, limit: int = HISTORY_VERSIONS) -> list[dict[str, Any]]:
     """The ``metric_name`` score (on its own held-out split) of the newest ``limit`` registered versions
-    gated on that metric, oldest first, each saying whether it is production now."""
+    gated on that metric and of the newest ``limit`` backtests (a backfill of many days does not push
+    production's versions out), each at the time it stands for (``at``: its registration, or a
+    backtest's ``as_of``), oldest first, each saying whether it is production now. At most the newest
+    ``10 * limit`` versions are read, so the cost stays bounded however long the history grows."""
     production = registry.production_version(root)
     names = [n for n in storage.list_names(layout.model_versions(root)) if layout.is_id(n)]
-    history = []
-    for version in sorted(names)[-limit:]:
+    kept: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    for version in sorted(names, reverse=True)[: 10 * limit]:
+        if all(len(items) >= limit for items in kept.values()):
+            break
         try:
             metadata = registry.version_metadata(root, version)
         except FileNotFoundError:  # a registration in progress
             continue
+        backtest = bool(metadata.get("backtest"))
         if metadata.get("metric") != metric_name or metric_name not in metadata["metrics"]:
             continue
-        history.append(
+        if len(kept[backtest]) >= limit:
+            continue
+        kept[backtest].append(
             {
                 "version": version,
                 "created_at": metadata["created_at"],
+                "at": metadata["as_of"] if backtest else metadata["created_at"],
                 "value": metadata["metrics"][metric_name],
                 "production": version == production,
+                "backtest": backtest,
             }
         )
-    return history
+    return sorted([*kept[False], *kept[True]], key=lambda item: item["at"])
+
+
+def history_series(history: Sequence[dict[str, Any]]) -> dict[str, list[tuple[str, float]]]:
+    """The points of the quality-over-time plot, ``(time, value)`` oldest first: ``registered`` (the
+    versions train_validate registered as candidates), ``production`` (the one among them serving) and
+    ``backtests`` (each at its as-of time)."""
+    points = sorted(history, key=lambda item: item.get("at") or item["created_at"])
+    return {
+        "registered": [(i["created_at"], i["value"]) for i in points if not i.get("backtest")],
+        "production": [(i["created_at"], i["value"]) for i in points if i["production"]],
+        "backtests": [(i["at"], i["value"]) for i in points if i.get("backtest")],
+    }
 
 
 def champion_of(root: str, version: str) -> str | None:
@@ -203,7 +230,7 @@ def write_version_report(root: str, version: str, schema: DatasetSchema) -> dict
     model = registry.load_model(root, version)
     holdout = registry.load_holdout(root, version)
     champion = None
-    rival = champion_of(root, version)
+    rival = None if metadata.get("backtest") else champion_of(root, version)
     if rival is not None:
         rival_metadata = registry.version_metadata(root, rival)
         if rival_metadata.get("schema_fingerprint") == metadata.get("schema_fingerprint"):
@@ -243,10 +270,20 @@ def _summary(metadata: dict[str, Any], gate: metrics.Metric, champion: dict[str,
             theirs = champion["metrics"].get(name)
             row += [_number(theirs), _comparison(name, value, theirs)]
         rows.append(row)
+    backtest = (
+        f'<p class="backtest">A backtest as of {_e(metadata["as_of"])}: trained on the '
+        f"{len(metadata['batch_ids'])} batch(es) landed by then, as a training then would have been; "
+        "registered to show quality over time, never promoted.</p>"
+        if metadata.get("backtest")
+        else ""
+    )
     against = (
         f"<p>Compared with the champion, production version <code>{_e(champion['version'])}</code> when this "
         f"version was registered, scored on this version's held-out split.</p>"
         if champion
+        else "<p>No champion to compare with: a backtest is not compared with today's production "
+        "model, which may have been trained on its held-out rows.</p>"
+        if metadata.get("backtest")
         else "<p>No champion to compare with: no model of this schema was in production.</p>"
     )
     intro = (
@@ -255,7 +292,7 @@ def _summary(metadata: dict[str, Any], gate: metrics.Metric, champion: dict[str,
         f"Quality bar: {_e(gate.title)} {'at least' if gate.higher_is_better else 'at most'} "
         f"{_e(metadata['threshold'])} on held-out data.</p>"
     )
-    return _section("Verdict", intro + verdict + against + _table(head, rows))
+    return _section("Verdict", backtest + intro + verdict + against + _table(head, rows))
 
 
 def _classification(
@@ -434,7 +471,8 @@ def _history(history: Sequence[dict[str, Any]], gate: metrics.Metric) -> str:
     return _section(
         "Quality over time",
         f"<p>{_e(gate.title)} of every registered version on its own held-out split; the version in "
-        "production is marked.</p>" + _img(quality_over_time_png(history, gate), "quality over time"),
+        "production is marked; backtests are shown apart, each at the date it looks back to.</p>"
+        + _img(quality_over_time_png(history, gate), "quality over time"),
     )
 
 
@@ -449,21 +487,29 @@ def quality_over_time_png(
     from datetime import datetime, timedelta
 
     figure, axes = _figure(7, 3.5)
-    if history:
-        times = [datetime.fromisoformat(item["created_at"]) for item in history]
-        axes.plot(times, [item["value"] for item in history], marker="o", label="registered versions")
-        production = [
-            (t, item["value"]) for t, item in zip(times, history, strict=True) if item["production"]
-        ]
-        if production:
-            axes.scatter(
-                *zip(*production, strict=True),
-                s=120,
-                facecolors="none",
-                edgecolors="red",
-                zorder=3,
-                label="in production",
-            )
+    series = {
+        name: [(datetime.fromisoformat(at), value) for at, value in points]
+        for name, points in history_series(history).items()
+    }
+    if series["registered"]:
+        axes.plot(*zip(*series["registered"], strict=True), marker="o", label="registered versions")
+    if series["production"]:
+        axes.scatter(
+            *zip(*series["production"], strict=True),
+            s=120,
+            facecolors="none",
+            edgecolors="red",
+            zorder=3,
+            label="in production",
+        )
+    if series["backtests"]:
+        axes.plot(
+            *zip(*series["backtests"], strict=True),
+            marker="s",
+            linestyle="--",
+            color="tab:purple",
+            label="backtests (as of)",
+        )
     if live:
         axes.plot(
             [datetime.fromisoformat(item["checked_at"]) for item in live],
@@ -474,7 +520,7 @@ def quality_over_time_png(
         )
     if threshold is not None:
         axes.axhline(threshold, color="grey", linestyle="--", label="quality bar")
-    shown = [item.get("created_at") or item.get("checked_at") for item in (*history, *live)]
+    shown = [item.get("at") or item.get("created_at") or item.get("checked_at") for item in (*history, *live)]
     if len(set(shown)) == 1:  # one point: an hour either side, not matplotlib's years
         moment = datetime.fromisoformat(shown[0])
         axes.set_xlim(moment - timedelta(hours=1), moment + timedelta(hours=1))

@@ -4,6 +4,7 @@ the unit tests (a throwaway root) and the integration tests (the running stack's
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 import pandas as pd
 
@@ -22,9 +23,10 @@ def register_model(
     threshold: float = 0.8,
     metric: str = "accuracy",
     batch_ids: Iterable[str] = ("20261121T161500000000Z-aaaaaaaa",),
+    as_of: datetime | None = None,
 ) -> dict:
-    """Train ``model_type`` on ``features``, stage and register it as train_validate does; return its
-    metadata."""
+    """Train ``model_type`` on ``features``, stage and register it as train_validate does (with
+    ``as_of``: a backtest, as a backfill run does); return its metadata."""
     result = train_and_evaluate(features, schema, model_type, params or {"C": 2.0})
     staged = registry.stage_candidate(
         root,
@@ -33,6 +35,7 @@ def register_model(
         metric=metrics.metric(metric),
         batch_ids=batch_ids,
         feature_hash="f" * 64,
+        as_of=as_of,
     )
     return registry.register(root, staged["version"])
 

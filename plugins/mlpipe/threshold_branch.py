@@ -35,9 +35,12 @@ class ThresholdBranchOperator(BaseBranchOperator):
         MAE); a bool, or an ``XComArg`` resolving to one. (templated)
     :param pass_task_ids: Task id(s) or task group id(s) to follow when the metric passes.
     :param fail_task_ids: Task id(s) or task group id(s) to follow when it does not.
+    :param bypass: Whether to follow ``bypass_task_ids`` instead, whatever the metric (e.g. a backtest,
+        recorded whether or not it passes): a bool, or an ``XComArg`` resolving to one. (templated)
+    :param bypass_task_ids: Task id(s) or task group id(s) to follow when ``bypass`` is true.
     """
 
-    template_fields: Sequence[str] = ("metrics", "metric_name", "threshold", "higher_is_better")
+    template_fields: Sequence[str] = ("metrics", "metric_name", "threshold", "higher_is_better", "bypass")
     ui_color = "#e8d9f5"
 
     def __init__(
@@ -49,6 +52,8 @@ class ThresholdBranchOperator(BaseBranchOperator):
         higher_is_better: bool | Any = True,
         pass_task_ids: str | Iterable[str],
         fail_task_ids: str | Iterable[str],
+        bypass: bool | Any = False,
+        bypass_task_ids: str | Iterable[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -58,10 +63,21 @@ class ThresholdBranchOperator(BaseBranchOperator):
         self.higher_is_better = higher_is_better
         self.pass_task_ids = _as_task_ids(pass_task_ids, "pass_task_ids")
         self.fail_task_ids = _as_task_ids(fail_task_ids, "fail_task_ids")
+        self.bypass = bypass
+        self.bypass_task_ids = _as_task_ids(bypass_task_ids, "bypass_task_ids") if bypass_task_ids else []
         if overlap := set(self.pass_task_ids) & set(self.fail_task_ids):
             raise ValueError(f"Task ids {sorted(overlap)} are in both pass_task_ids and fail_task_ids")
+        if overlap := set(self.bypass_task_ids) & {*self.pass_task_ids, *self.fail_task_ids}:
+            raise ValueError(f"Task ids {sorted(overlap)} are in bypass_task_ids and in another branch")
 
     def choose_branch(self, context: Context) -> list[str]:
+        if not isinstance(self.bypass, bool):
+            raise TypeError(f"bypass must be a bool, got {self.bypass!r}")
+        if self.bypass:
+            if not self.bypass_task_ids:
+                raise ValueError("bypass is true but no bypass_task_ids were given")
+            self.log.info("Bypassing the threshold: following %s", self.bypass_task_ids)
+            return self.bypass_task_ids
         metrics = self.metrics
         if not isinstance(metrics, Mapping):
             raise TypeError(

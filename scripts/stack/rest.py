@@ -47,8 +47,11 @@ class AirflowRestClient:
             # Airflow 3.3.2 answers 500 for asset events while a run they created has not started yet
             # (apache/airflow#71360, fixed upstream), and on SQLite a write can meet "database is
             # locked" while the scheduler writes; both last a moment. A request that can be repeated
-            # safely is asked again, and so is any other whose database transaction was rolled back.
-            rolled_back = response.status_code == 500 and "Database error" in response.text
+            # safely is asked again, and so is any other whose database transaction was rolled back
+            # (creating a backfill answers 503 "Database is locked" then).
+            rolled_back = (response.status_code == 500 and "Database error" in response.text) or (
+                response.status_code == 503 and "Database is locked" in response.text
+            )
             if response.status_code < 500 or not (method in IDEMPOTENT or rolled_back):
                 break
             time.sleep(1)

@@ -65,3 +65,10 @@ def test_the_param_pattern_refuses_what_the_layout_refuses():
     assert validator.is_valid(BATCH)
     for hostile in ("../../../planted", f"{BATCH}\n", f"x{BATCH}", f"{BATCH}x"):
         assert not validator.is_valid(hostile), hostile
+
+
+def test_an_id_tells_when_it_was_made():
+    made = datetime(2026, 11, 22, 3, 5, 1, 123456, tzinfo=UTC)
+    assert layout.id_time(layout.make_id(made, "1a2b3c4d" * 8)) == made
+    with pytest.raises(layout.InvalidIdError):
+        layout.id_time("latest")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,20 @@ def test_a_version_asked_for_by_hand_is_promoted_as_is(root, register_model):
     decision = promotion.requested(root, older)
 
     assert decision == {"version": older, "promote": True, "champion": newer, "reason": "requested by hand"}
+
+
+def test_a_backtest_asked_for_by_hand_is_refused_and_production_kept(root, register_model, tmp_path):
+    production = register_model()["version"]
+    registry.set_production(root, production)
+    pointer = (tmp_path / "models" / "production.json").read_bytes()
+    backtest = register_model(as_of=datetime(2026, 11, 20, 4, tzinfo=UTC))["version"]
+
+    with pytest.raises(
+        BadRequestError, match=rf"'{backtest}' is a backtest as of 2026-11-20T04:00:00\+00:00"
+    ):
+        promotion.requested(root, backtest)
+
+    assert (tmp_path / "models" / "production.json").read_bytes() == pointer
 
 
 @pytest.mark.parametrize(

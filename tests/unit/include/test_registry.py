@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -143,15 +144,31 @@ def test_discard_removes_only_its_own_candidate_and_is_idempotent(root, result, 
     assert [p.name for p in (tmp_path / "models" / "staging").iterdir()] == [kept]
 
 
-def test_the_next_training_drops_only_the_staged_candidates_older_than_its_own(root, result, tmp_path):
-    left_behind = [stage(root, result)["version"], stage(root, result)["version"]]
-    running = stage(root, result)["version"]
+def test_the_next_training_drops_only_the_staged_candidates_left_an_hour_before_its_own(
+    root, result, tmp_path
+):
+    now = datetime.now(UTC)
+    left_behind = [stage(root, result, now=now - timedelta(hours=h))["version"] for h in (3, 1)]
+    # Staged minutes before: a backtest of the same backfill, or the pipeline's own run, still deciding.
+    beside = stage(root, result, now=now - timedelta(minutes=59))["version"]
+    running = stage(root, result, now=now)["version"]
     (tmp_path / "models" / "staging" / "notes").mkdir()  # not a candidate: left alone
 
     assert registry.discard_older_staged(root, running) == left_behind
 
-    assert sorted(p.name for p in (tmp_path / "models" / "staging").iterdir()) == sorted([running, "notes"])
+    kept = sorted(p.name for p in (tmp_path / "models" / "staging").iterdir())
+    assert kept == sorted([beside, running, "notes"])
     assert registry.discard_older_staged(root, running) == []
+
+
+def test_a_backtest_is_staged_and_registered_marked_with_its_as_of(root, result):
+    as_of = datetime(2026, 11, 20, 4, tzinfo=UTC)
+
+    backtest = registry.register(root, stage(root, result, as_of=as_of)["version"])
+    candidate = registry.register(root, stage(root, result)["version"])
+
+    assert (backtest["backtest"], backtest["as_of"]) == (True, "2026-11-20T04:00:00+00:00")
+    assert (candidate["backtest"], candidate["as_of"]) == (False, None)
 
 
 def test_set_production_and_roll_back(root, register_model, tmp_path):

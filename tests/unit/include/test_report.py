@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix
 
-from include import layout, registry, report, storage
+from include import layout, metrics, registry, report, storage
 from include.config import DatasetSchema
 from include.features import to_features
 from tests.models import register_model
@@ -204,3 +205,71 @@ def test_off_path_work_waits_for_the_promotion_or_gives_up(root, iris, schema):
     assert registry.await_production(root, lambda production: production == version, timeout=10, interval=0.1)
     assert time.monotonic() - started < 5
     assert not registry.await_production(root, lambda production: False, timeout=0.3, interval=0.1)
+
+
+def test_backtests_are_a_series_of_their_own_at_their_as_of_time(root):
+    schema, production = registered(root, "classification", model_type="linear", seed=1)
+    registry.set_production(root, production["version"])
+    as_of = datetime(2026, 11, 20, 4, tzinfo=UTC)
+    older = register_model(root, synthetic("classification", seed=3)[1], schema, as_of=as_of)
+    newer = register_model(
+        root, synthetic("classification", seed=4)[1], schema, as_of=as_of + timedelta(days=1)
+    )
+
+    history = report.version_history(root, "accuracy")
+
+    # Oldest first by the time each stands for: both backtests look back before production was trained.
+    assert [(item["version"], item["backtest"], item["production"]) for item in history] == [
+        (older["version"], True, False),
+        (newer["version"], True, False),
+        (production["version"], False, True),
+    ]
+    series = report.history_series(history)
+    assert series["backtests"] == [
+        ("2026-11-20T04:00:00+00:00", older["metrics"]["accuracy"]),
+        ("2026-11-21T04:00:00+00:00", newer["metrics"]["accuracy"]),
+    ]
+    assert (
+        series["registered"]
+        == series["production"]
+        == [(production["created_at"], production["metrics"]["accuracy"])]
+    )
+    assert report.quality_over_time_png(history, metrics.metric("accuracy")).startswith(PNG)
+
+
+def test_many_backtests_do_not_push_production_versions_out_of_the_history(root):
+    schema, production = registered(root, "classification", model_type="linear", seed=1)
+    frame = synthetic("classification", seed=3)[1]
+    for day in (20, 21, 22):
+        register_model(root, frame, schema, as_of=datetime(2026, 11, day, 4, tzinfo=UTC))
+
+    history = report.version_history(root, "accuracy", limit=2)
+
+    assert [item["at"][:10] for item in history if item["backtest"]] == ["2026-11-21", "2026-11-22"]
+    assert [item["version"] for item in history if not item["backtest"]] == [production["version"]]
+
+
+def test_a_backtest_report_says_so_and_has_no_champion(root):
+    schema, production = registered(root, "classification", model_type="linear", seed=1)
+    registry.set_production(root, production["version"])
+    backtest = register_model(
+        root,
+        synthetic("classification", seed=3)[1],
+        schema,
+        batch_ids=BATCHES,
+        as_of=datetime(2026, 11, 21, 4, tzinfo=UTC),
+    )
+
+    written = report.write_version_report(root, backtest["version"], schema)
+
+    page = storage.read_bytes(written["report"]).decode()
+    assert written["champion"] is None
+    assert (
+        "A backtest as of 2026-11-21T04:00:00+00:00: trained on the 2 batch(es) landed by then, as a "
+        "training then would have been; registered to show quality over time, never promoted." in page
+    )
+    assert "a backtest is not compared with today's production model" in page
+    assert "backtests are shown apart" in page
+    # A version train_validate registered as a candidate says nothing of backtests in its verdict.
+    normal = storage.read_bytes(report.write_version_report(root, production["version"], schema)["report"])
+    assert "A backtest as of" not in normal.decode()

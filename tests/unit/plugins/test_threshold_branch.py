@@ -77,7 +77,7 @@ def test_template_fields_render():
         threshold="{{ params.threshold }}",
         higher_is_better=False,  # in a DAG, an XComArg resolving to the metric's direction
     )
-    assert set(op.template_fields) == {"metrics", "metric_name", "threshold", "higher_is_better"}
+    assert set(op.template_fields) == {"metrics", "metric_name", "threshold", "higher_is_better", "bypass"}
 
     op.render_template_fields({"params": {"auc": 0.62, "metric": "auc", "threshold": 0.6}})
 
@@ -122,6 +122,24 @@ def test_lower_is_better_passes_at_and_below_the_threshold(value, expected):
 def test_higher_is_better_must_be_a_bool():
     with pytest.raises(TypeError, match="higher_is_better must be a bool, got 'False'"):
         make(higher_is_better="False").choose_branch({})
+
+
+@pytest.mark.parametrize("value", [0.95, 0.5], ids=["passing", "failing"])
+def test_bypass_follows_its_own_branch_whatever_the_metric(value):
+    gate = make(metrics={"accuracy": value}, bypass=True, bypass_task_ids="record")
+    assert gate.choose_branch({}) == ["record"]
+    assert make(metrics={"accuracy": value}, bypass=False, bypass_task_ids="record").choose_branch({}) == (
+        ["register_candidate"] if value > 0.8 else ["alert", "quarantine"]
+    )
+
+
+def test_bypass_is_checked():
+    with pytest.raises(TypeError, match="bypass must be a bool, got 'true'"):
+        make(bypass="true", bypass_task_ids="record").choose_branch({})
+    with pytest.raises(ValueError, match="bypass is true but no bypass_task_ids were given"):
+        make(bypass=True).choose_branch({})
+    with pytest.raises(ValueError, match=r"\['alert'\] are in bypass_task_ids and in another branch"):
+        make(bypass_task_ids=["alert"])
 
 
 BRANCH_DAG = """
