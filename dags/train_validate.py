@@ -15,8 +15,8 @@ button opens it. A manual run can override the model type,
 hyperparameters, threshold, metric and the batches to train on.
 
 It also runs daily at 04:00 UTC, an hour after `etl`'s nightly run: that run trains only when a
-feature batch is newer than every batch trained on so far (features published while this DAG was
-paused start no run), else it ends skipped, publishing and mailing nothing. The timetable is what
+feature batch landed by its tick is newer than every batch trained on so far (features published
+while this DAG was paused start no run), else it ends skipped, publishing and mailing nothing. The timetable is what
 makes it backfillable: a **backfill run is a backtest** as of its logical date. It trains on the
 batches landed by then (the newest `training_window_batches` of them), and `register_backtest`
 registers the result marked `backtest` with its `as_of`, passing or not, with its report and without
@@ -87,7 +87,7 @@ def train_validate():
         root, schema, kind = storage_root(), load_schema(), run_kind(dag_run.run_type)
         try:
             if kind == "timetable":
-                check_timetable_work(root, schema)
+                check_timetable_work(root, schema, logical_date)
             as_of = logical_date if kind == "backtest" else None
             return train_candidate(root, resolve_config(params, setting, schema.task), as_of=as_of)
         except NothingToDo as exc:

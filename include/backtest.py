@@ -3,8 +3,10 @@
 ``train_validate`` runs when ``features`` are published (and by hand) as it always has; its daily
 timetable adds two kinds of run:
 
-- a **timetable run** trains only when a feature batch of the current schema is newer than the newest
-  batch any earlier training used (``models/last_training.json``); otherwise it does nothing.
+- a **timetable run** trains only when a feature batch of the current schema landed by the run's tick
+  (its logical date) is newer than the newest batch any earlier training used
+  (``models/last_training.json``); otherwise it does nothing. Batches landed after the tick are left
+  to the runs their own ``features`` events start.
 - a **backfill run** is a *backtest as of its logical date* (the timetable has no data interval: the
   logical date is the moment the run stands for, 04:00 UTC of its day). It trains on the feature
   batches whose batch had landed at or before that moment (a batch id starts with its landing time,

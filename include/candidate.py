@@ -35,18 +35,21 @@ def train_candidate(root: str, config: TrainingConfig, as_of: datetime | None = 
     return staged
 
 
-def check_timetable_work(root: str, schema: DatasetSchema) -> str:
-    """The newest feature batch of ``schema`` when it is newer than every batch trained on so far (a
-    timetable run then trains); ``NothingToDo`` saying why otherwise."""
+def check_timetable_work(root: str, schema: DatasetSchema, tick: datetime) -> str:
+    """The newest feature batch of ``schema`` landed by ``tick`` (the run's logical date) when it is
+    newer than every batch trained on so far (a timetable run then trains); ``NothingToDo`` saying why
+    otherwise. Batches landed after the tick belong to the runs their ``features`` events start: the
+    run the scheduler creates for the latest tick when the DAG first appears never races them."""
     try:
-        [newest] = features.training_batches(root, [], 1, schema)
-    except PermanentError:
+        [newest] = features.training_batches(root, [], 1, schema, as_of=tick)
+    except (NothingToDo, PermanentError):
         newest = None
     done = backtest.trained_through(root)
     if not backtest.has_new_features(newest, done):
         raise NothingToDo(
-            f"no feature batch of schema {schema.name!r} newer than {done} (the newest trained on)"
+            f"no feature batch of schema {schema.name!r} landed by {tick.isoformat()} is newer than {done} "
+            "(the newest trained on)"
             if newest
-            else f"no feature batch of schema {schema.name!r} yet"
+            else f"no feature batch of schema {schema.name!r} landed by {tick.isoformat()}"
         )
     return newest

@@ -122,20 +122,29 @@ def test_a_backtest_trains_as_of_its_cut_and_leaves_the_training_record_alone(ro
     assert (metadata["backtest"], metadata["batch_ids"]) == (True, [DAY2, DAY2_LATE])
 
 
-def test_a_timetable_run_trains_once_per_new_batch(root, schema, iris, landed):
-    assert check_timetable_work(root, schema) == DAY3  # never trained
+def test_a_timetable_run_trains_once_per_new_batch_landed_by_its_tick(root, schema, iris, landed):
+    assert check_timetable_work(root, schema, at(23)) == DAY3  # never trained
 
     staged = train_candidate(root, config())
 
     assert (staged["backtest"], staged["batch_ids"]) == (False, [DAY2_LATE, DAY3])
     assert backtest.trained_through(root) == DAY3
-    with pytest.raises(NothingToDo, match=f"no feature batch of schema 'iris' newer than {DAY3}"):
-        check_timetable_work(root, schema)
+    with pytest.raises(
+        NothingToDo, match=f"no feature batch of schema 'iris' landed by .* is newer than {DAY3}"
+    ):
+        check_timetable_work(root, schema, at(23))
     newer = "20261123T010000000000Z-eeeeeeee"
     write_features(root, newer, [to_features(iris, schema)], schema)
-    assert check_timetable_work(root, schema) == newer
+    assert check_timetable_work(root, schema, at(23)) == newer
+
+
+def test_a_timetable_run_leaves_batches_landed_after_its_tick_to_their_own_runs(root, schema, landed):
+    # The stack's first run stands for a tick before the batches a test (or a user) then publishes.
+    assert check_timetable_work(root, schema, at(22)) == DAY3  # landed exactly at the tick: counts
+    with pytest.raises(NothingToDo, match="no feature batch of schema 'iris' landed by 2026-11-20T04:00"):
+        check_timetable_work(root, schema, at(20))
 
 
 def test_a_timetable_run_without_features_has_nothing_to_do(root, schema):
-    with pytest.raises(NothingToDo, match="no feature batch of schema 'iris' yet"):
-        check_timetable_work(root, schema)
+    with pytest.raises(NothingToDo, match="no feature batch of schema 'iris' landed by"):
+        check_timetable_work(root, schema, at(23))
