@@ -64,10 +64,8 @@ def answer_record(decision: dict, answer: dict[str, Any], *, report_url: str) ->
     if chosen not in (APPROVE, REJECT):
         raise ValueError(f"an approval is answered {APPROVE!r} or {REJECT!r}, not {chosen!r}")
     user = answer.get("responded_by_user")
-    if chosen == APPROVE:
-        outcome = APPROVED
-    else:
-        outcome = REJECTED if user else TIMED_OUT
+    # The scheduler answers the default ("Reject") as nobody when the wait times out.
+    outcome = APPROVED if chosen == APPROVE else REJECTED if user else TIMED_OUT
     responded_at = answer["responded_at"]
     comment = (answer.get("params_input") or {}).get("comment") or ""
     return {
