@@ -69,8 +69,10 @@ class PromotionApprovalOperator(HITLBranchOperator):
         from include.approval import check_timeout_hours, request
         from mlpipe.links import version_report_url
         from mlpipe.settings import setting
+        from mlpipe.stages import no_retry_on
 
-        hours = check_timeout_hours(setting("approval_timeout_hours"))
+        with no_retry_on():  # a Variable of the wrong type or value: no retry fixes it
+            hours = check_timeout_hours(setting("approval_timeout_hours"))
         self.response_timeout = timedelta(hours=hours)
         asked = request(self.decision, version_report_url(self.decision["version"]), hours)
         self.subject, self.body = asked["subject"], asked["body"]
