@@ -8,7 +8,8 @@ every task directly after it, so nothing could record and mail the rejection; a 
 On Airflow 3.3 a human-in-the-loop task waits in the state ``awaiting_input``: its worker process
 has ended, so the wait holds no worker slot and no pool slot, and no triggerer is involved. The
 scheduler ends the wait after ``approval_timeout_hours`` by answering the default, "Reject", as
-nobody. The answer is kept beside the version (``include.approval``) before the branch is taken, and
+nobody. When the wait starts, ``notification_email`` is mailed the question and a link to answer it
+in the UI. The answer is kept beside the version (``include.approval``) before the branch is taken, and
 pushed as the XCom ``answer`` for the tasks after it.
 """
 
@@ -64,6 +65,7 @@ class PromotionApprovalOperator(HITLBranchOperator):
             **kwargs,
         )
         self.decision = decision
+        self.required_actions_url = ""
 
     def execute(self, context: Context) -> None:
         from include.approval import check_timeout_hours, request
@@ -76,7 +78,19 @@ class PromotionApprovalOperator(HITLBranchOperator):
         self.response_timeout = timedelta(hours=hours)
         asked = request(self.decision, version_report_url(self.decision["version"]), hours)
         self.subject, self.body = asked["subject"], asked["body"]
+        self._mail_the_request(context)
         super().execute(context)
+
+    def _mail_the_request(self, context: Context) -> None:
+        """Tell people a candidate waits for them; the request waits in the UI whether or not this
+        mail goes out (the provider's ``notifiers`` would fail the task on an SMTP error)."""
+        from mlpipe.notifications import approval_request_notifier
+
+        try:
+            self.required_actions_url = self.generate_link_to_ui_from_context(context=context)
+            approval_request_notifier()(context)
+        except Exception:
+            self.log.exception("Could not mail the approval request; it waits under Required Actions")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         from include.approval import answer_record, record

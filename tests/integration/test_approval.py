@@ -71,10 +71,15 @@ def test_an_approved_candidate_waits_holding_no_worker_then_is_promoted(
     stack: LocalStack, wait_for, approval_on
 ):
     before = pointer_bytes(stack)
+    since = datetime.now(UTC)
 
     version, request = candidate_awaiting_approval(stack, wait_for, seed=81)
 
     run_id = request["task_instance"]["dag_run_id"]
+    asked = wait_for(lambda: mail_of_run(stack, since, run_id, "Approval needed"), 60, "the request mail")
+    assert f"Promote {version}?" in asked["Subject"]
+    link = f"{stack.config.api_url}/dags/deploy/runs/{run_id}/tasks/approval/required_actions"
+    assert link in body(asked)
     # Parked: its worker process has ended (Airflow 3.3's "Awaiting Input", not a running task).
     assert task_states(stack, "deploy", run_id)["approval"] == "awaiting_input"
     assert task_states(stack, "deploy", run_id)["promote"] is None  # not decided yet
