@@ -11,7 +11,14 @@ The `production_model` asset event carries the version, the previous version, th
 URL of the version's report; a success e-mail follows, with the report's key plot inline. The promote
 task's "Model report" button opens the report. A candidate kept out gets an e-mail saying why.
 
-Rollback: trigger `deploy` by hand with `version` set to an earlier version; it is promoted as is.
+Approval (the `approval_required` Variable, off by default): a candidate that beats production waits
+in `approval` (state "Awaiting Input", holding no worker slot) until a person answers "Approve" or
+"Reject" under Browse > Required Actions. Approve promotes it; Reject, or no answer within
+`approval_timeout_hours`, keeps production and mails why. The answer is kept in
+`models/versions/<version>/approval.json`.
+
+Rollback: trigger `deploy` by hand with `version` set to an earlier version; it is promoted as is,
+without approval (asking for it by hand is the decision).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from include.layout import ID_PATTERN
+from mlpipe.approval import ANSWER_KEY, PromotionApprovalOperator
 from mlpipe.assets import model_candidate, production_model
 from mlpipe.links import REPORT_URL_KEY, ModelReportLink, version_report_url
 from mlpipe.settings import setting
@@ -48,6 +56,7 @@ def deploy():
     def compare_with_production(*, params, triggering_asset_events=None, ti=None) -> str:
         """Decide on the candidate (or the version asked for); the decision goes to XCom as `decision`."""
         from include import promotion
+        from include.approval import asks_approval
         from include.config import load_schema, storage_root
 
         root = storage_root()
@@ -61,9 +70,14 @@ def deploy():
                 root, load_schema(), candidate, setting("deploy_margin")
             )
         ti.xcom_push(key="decision", value=decision)
-        return "promote" if decision["promote"] else "kept_out_alert"
+        if not decision["promote"]:
+            return "kept_out_alert"
+        required = setting("approval_required")
+        ask = asks_approval(decision, by_hand=bool(params["version"]), required=required)
+        return "approval" if ask else "promote"
 
-    @task(outlets=[production_model])
+    # Runs after compare_with_production chose it directly, or after an approval.
+    @task(outlets=[production_model], trigger_rule="none_failed_min_one_success")
     def promote(decision: dict, *, outlet_events=None, ti=None) -> dict:
         """Move the pointer and have the model server confirm it serves the version; else undo and fail."""
         from airflow.providers.http.hooks.http import HttpHook
@@ -91,7 +105,11 @@ def deploy():
 
     decide = compare_with_production()
     decision = decide["decision"]
+    approval = PromotionApprovalOperator(
+        task_id="approval", decision=decision, approved="promote", not_approved="not_approved_alert"
+    )
     promoted = promote(decision)
+    approval >> promoted
     promoted.operator.operator_extra_links = [ModelReportLink()]
     SmtpAlertOperator(
         task_id="success_email",
@@ -106,6 +124,13 @@ def deploy():
         data=decision,
         subject="[ml-pipeline] candidate {{ data.version }} kept out of production",
         html_content="deploy_kept_out.html",
+    )
+    approval >> SmtpAlertOperator(
+        task_id="not_approved_alert",
+        data=approval.output[ANSWER_KEY],
+        subject="[ml-pipeline] candidate {{ data.version }} not promoted: {{ data.answer }}"
+        "{{ ' by ' ~ data.responded_by if data.responded_by else '' }}",
+        html_content="deploy_not_approved.html",
     )
 
 

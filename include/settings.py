@@ -15,6 +15,7 @@ from typing import Any
 from include.errors import ConfigurationError
 
 MODEL_TYPES = ("random_forest", "linear", "gradient_boosting")
+_BOOLEANS = {"true": True, "false": False}  # bool("false") is True: a bool is spelled out
 
 
 class SettingError(ConfigurationError):
@@ -42,7 +43,13 @@ class Setting:
                 return value
             if self.kind is str:
                 return raw
+            if self.kind is bool:
+                return _BOOLEANS[raw.strip().lower()]
             return self.kind(raw)
+        except KeyError:
+            raise SettingError(
+                f"Variable {self.name!r} = {raw[:100]!r} is not a valid bool: expected true or false"
+            ) from None
         except (TypeError, ValueError) as exc:
             raise SettingError(
                 f"Variable {self.name!r} = {raw[:100]!r} is not a valid {self.kind.__name__}: {exc}"
@@ -88,6 +95,19 @@ _SETTINGS = (
         float,
         0.0,
         "how much worse than production a candidate may score and still be promoted",
+    ),
+    Setting(
+        "approval_required",
+        bool,
+        False,
+        "`true`: a candidate that beats production waits for a person to approve it in the Airflow UI "
+        "(Browse > Required Actions) before `deploy` promotes it",
+    ),
+    Setting(
+        "approval_timeout_hours",
+        float,
+        24.0,
+        "how long a candidate waits for approval; then production stays as it is, and a mail says so",
     ),
     Setting(
         "crawl_url",

@@ -21,6 +21,16 @@ FAILURE_HTML = (
     '<p>Log: <a href="{{ ti.log_url }}">{{ ti.log_url | e }}</a></p>'
 )
 
+# The approval task's own question (``mlpipe.approval``), rendered when it starts to wait.
+APPROVAL_SUBJECT = "[ml-pipeline] Approval needed: {{ task.subject }}"
+APPROVAL_HTML = (
+    "<p>A candidate waits for a person to approve or reject it before <code>deploy</code> promotes "
+    "it (run <code>{{ run_id | e }}</code>).</p>"
+    "<pre>{{ task.body | e }}</pre>"
+    '<p>Answer under Browse &gt; Required Actions in Airflow: <a href="{{ task.required_actions_url }}">'
+    "{{ task.required_actions_url | e }}</a></p>"
+)
+
 
 class PerCallSmtpNotifier(SmtpNotifier):
     """
@@ -74,3 +84,9 @@ def failure_notifier(
         html_content=FAILURE_HTML,
         smtp_conn_id=smtp_conn_id,
     )
+
+
+def approval_request_notifier() -> PerCallSmtpNotifier:
+    """Return a notifier that mails ``notification_email`` the question an approval task asks, with
+    the link to answer it in the UI (its ``required_actions_url``)."""
+    return PerCallSmtpNotifier(to=None, subject=APPROVAL_SUBJECT, html_content=APPROVAL_HTML)

@@ -76,7 +76,8 @@ def test_each_stage_starts_with_one_task(dagbag, dag_id):
 
 def test_deploy_promotes_only_after_deciding(dagbag):
     deploy = dagbag.dags["deploy"]
-    assert deploy.get_task("promote").upstream_task_ids == {"compare_with_production"}
+    assert deploy.get_task("promote").upstream_task_ids == {"compare_with_production", "approval"}
+    assert deploy.get_task("approval").upstream_task_ids == {"compare_with_production"}
     assert deploy.get_task("kept_out_alert").upstream_task_ids == {"compare_with_production"}
     # One task moves the pointer and has the model server confirm it: nothing between them can fail.
     assert deploy.get_task("success_email").upstream_task_ids == {"promote"}

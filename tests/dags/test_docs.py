@@ -27,7 +27,16 @@ STATE = {".venv", ".airflow", ".airflow-celery", "data", ".env", ".git", ".ruff_
 FOREIGN_ENV = {"MALLOC_MMAP_THRESHOLD_"}
 # A Variable is cited by name in backticks; names with these prefixes are settings, so a typo in one
 # (`crawl_max_byte`) is caught too.
-SETTING_PREFIXES = ("ml_", "crawl_", "monitor_", "accuracy_", "deploy_", "training_", "notification_")
+SETTING_PREFIXES = (
+    "ml_",
+    "crawl_",
+    "monitor_",
+    "accuracy_",
+    "deploy_",
+    "training_",
+    "notification_",
+    "approval_",
+)
 
 FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 SPAN = re.compile(r"`([^`\n]+)`")

@@ -20,6 +20,7 @@ HEAVY = {"pandas", "numpy", "pyarrow", "sklearn", "joblib", "scipy", "matplotlib
         "include.storage",
         "include.registry",
         "include.promotion",
+        "include.approval",
         "include.source_health",
         "include.report",
     ],

@@ -43,6 +43,8 @@ def test_unset_is_the_default_and_set_is_typed():
         "random_forest": {"n_estimators": 5}
     }
     assert settings.parse("crawl_url", "file:///srv/drop/") == "file:///srv/drop/"
+    assert settings.parse("approval_required", "true") is True
+    assert settings.parse("approval_required", " False") is False
 
 
 @pytest.mark.parametrize(
@@ -52,6 +54,7 @@ def test_unset_is_the_default_and_set_is_typed():
         ("crawl_max_bytes", "1.5"),
         ("ml_hyperparameters", "[1]"),
         ("ml_hyperparameters", "{not json"),
+        ("approval_required", "yes please"),
     ],
 )
 def test_a_value_of_the_wrong_type_names_the_variable(name, raw):
