@@ -16,12 +16,13 @@ hyperparameters, threshold, metric and the batches to train on.
 
 It also runs daily at 04:00 UTC, an hour after `etl`'s nightly run: that run trains only when a
 feature batch landed by its tick is newer than every batch trained on so far (features published
-while this DAG was paused start no run), else it ends skipped, publishing and mailing nothing. The timetable is what
-makes it backfillable: a **backfill run is a backtest** as of its logical date. It trains on the
-batches landed by then (the newest `training_window_batches` of them), and `register_backtest`
-registers the result marked `backtest` with its `as_of`, passing or not, with its report and without
-a `model_candidate` event or a mail: `deploy` never sees it and refuses it by hand. The reports'
-quality-over-time plot shows backtests beside production (docs/reports.md#backtesting).
+while this DAG was paused start no run), else it ends skipped, publishing and mailing nothing. The
+timetable is what makes it backfillable: a **backfill run is a backtest** as of its logical date. It
+trains on the batches landed by then (the newest `training_window_batches` of them), and
+`register_backtest` registers the result marked `backtest` with its `as_of`, passing or not, with its
+report and without a `model_candidate` event or a mail: `deploy` never sees it and refuses it by
+hand. The reports' quality-over-time plot shows backtests beside production
+(docs/reports.md#backtesting).
 """
 
 from __future__ import annotations
