@@ -30,8 +30,9 @@ class NewDataSensor(BaseSensorOperator):
     :class:`~mlpipe.triggers.NewFilesTrigger` for a drop folder (any other fsspec URL), or
     :class:`~mlpipe.triggers.NotifiedFilesTrigger` for an ``s3://`` one when the setting
     ``crawl_notification_queue`` names the SQS queue its bucket notifies (any other source with a
-    queue set is a ``ConfigurationError``). All check the ledger under the storage root. It returns the trigger's event, ``{"url", "items"}`` (and
-    ``source_changed`` when the ``crawl_url`` Variable changed meanwhile), for the landing task.
+    queue set is a ``ConfigurationError``). All check the ledger under the storage root. It returns the
+    trigger's event, ``{"url", "items"}`` (and ``source_changed`` when the ``crawl_url`` Variable
+    changed meanwhile), for the landing task.
 
     A source that fails every poll for the setting ``source_alert_after_seconds`` is an outage: the
     sensor records it (``include.source_health``) and fails with :class:`SourceUnavailableError`, naming
