@@ -17,6 +17,7 @@ poll that answers fires with ``recovered`` (the outage) and whatever items it fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from abc import abstractmethod
@@ -367,12 +368,21 @@ class NotifiedFilesTrigger(NewFilesTrigger):
             "redeliver_after": self.redeliver_after,
         }
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
+    @contextlib.asynccontextmanager
+    async def connected(self) -> AsyncIterator[None]:
+        """An SQS client for the polls made within the block (one for the trigger's whole life)."""
         from aiobotocore.session import get_session
 
         endpoint, region = s3_events.queue_endpoint(self.queue_url)
         async with get_session().create_client("sqs", endpoint_url=endpoint, region_name=region) as sqs:
             self._sqs = sqs
+            try:
+                yield
+            finally:
+                self._sqs = None
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async with self.connected():
             self.log.info("Notifications of %s arrive at %s", self.url, self.queue_url)
             async for event in super().run():
                 yield event
