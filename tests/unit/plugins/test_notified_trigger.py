@@ -132,13 +132,13 @@ def test_a_file_not_landed_is_offered_again_and_a_duplicate_notification_is_not(
     assert run_trigger(trigger(folder, root), until=lambda: queued(s3_endpoint, queue) == (0, 0)) is None
 
 
-def test_a_message_that_is_not_a_notification_is_deleted(s3_endpoint, folder, root, caplog):
+def test_a_message_that_is_not_a_notification_is_deleted(s3_endpoint, folder, root, capsys):
     url, queue = folder
     listed_recently(root, url)
     client(s3_endpoint, "sqs").send_message(QueueUrl=queue, MessageBody=json.dumps({"hello": 1}))
 
     assert run_trigger(trigger(folder, root), until=lambda: queued(s3_endpoint, queue) == (0, 0)) is None
-    assert "not an S3 event notification" in caplog.text
+    assert "deleted: no Records: not an S3 event notification" in capsys.readouterr().out
 
 
 def test_a_file_whose_notification_was_lost_is_found_by_the_full_listing(s3_endpoint, folder, root):
