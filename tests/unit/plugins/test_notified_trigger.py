@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from airflow.triggers.base import TriggerEvent
@@ -165,3 +166,52 @@ def test_a_queue_that_does_not_answer_is_a_failed_poll(folder, root):
     assert event.payload["source_failing"]["url"] == folder[0]
     assert event.payload["items"] == []
 
+
+SENSOR_DAG = """
+from airflow.sdk import DAG, task
+from mlpipe.sensors import NewDataSensor
+
+with DAG("notified_sensor_test", schedule=None) as dag:
+    arrival = NewDataSensor(task_id="wait_for_new_data", poll_interval=0.1, timeout=60)
+
+    @task
+    def report(event: dict) -> None:
+        import json, os
+        with open(os.environ["SENSOR_TEST_REPORT"], "w") as fh:
+            json.dump(event, fh)
+
+    report(arrival.output)
+"""
+
+
+def run_sensor(load_dag, monkeypatch, tmp_path: Path, url: str, queue: str) -> dict[str, str]:
+    """Run a DAG of the sensor with ``crawl_url`` and ``crawl_notification_queue`` set; its task states."""
+    monkeypatch.setenv("AIRFLOW_VAR_CRAWL_URL", url)
+    monkeypatch.setenv("AIRFLOW_VAR_CRAWL_NOTIFICATION_QUEUE", queue)
+    monkeypatch.setenv("PIPELINE_STORAGE_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("SENSOR_TEST_REPORT", str(tmp_path / "event.json"))
+    dag_run = load_dag("notified_sensor_test", SENSOR_DAG).test()
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+def test_the_sensor_watches_the_queue_the_setting_names(s3_endpoint, folder, load_dag, monkeypatch, tmp_path):
+    url, queue = folder
+    listed_recently((tmp_path / "data").as_uri(), url)
+    put(s3_endpoint, f"{url}a.csv")
+
+    states = run_sensor(load_dag, monkeypatch, tmp_path, url, queue)
+
+    assert states == {"wait_for_new_data": "success", "report": "success"}
+    event = json.loads((tmp_path / "event.json").read_text())
+    assert [item["url"] for item in event["items"]] == [f"{url}a.csv"]
+    assert queued(s3_endpoint, queue) == (0, 1), "the file's message is kept until it is landed"
+
+
+def test_a_queue_for_a_source_that_is_not_s3_fails_the_sensor(load_dag, monkeypatch, tmp_path, capsys):
+    states = run_sensor(
+        load_dag, monkeypatch, tmp_path, tmp_path.as_uri() + "/", "http://127.0.0.1:9/123456789012/q"
+    )
+
+    assert states["wait_for_new_data"] == "failed"
+    assert "is not an s3:// drop folder" in capsys.readouterr().out
+    assert not (tmp_path / "event.json").exists()
