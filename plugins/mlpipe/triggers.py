@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from abc import abstractmethod
@@ -371,10 +372,8 @@ class NotifiedFilesTrigger(NewFilesTrigger):
     @contextlib.asynccontextmanager
     async def connected(self) -> AsyncIterator[None]:
         """An SQS client for the polls made within the block (one for the trigger's whole life)."""
-        from aiobotocore.session import get_session
-
         endpoint, region = s3_events.queue_endpoint(self.queue_url)
-        async with get_session().create_client("sqs", endpoint_url=endpoint, region_name=region) as sqs:
+        async with _aws().create_client("sqs", endpoint_url=endpoint, region_name=region) as sqs:
             self._sqs = sqs
             try:
                 yield
@@ -474,6 +473,15 @@ class NotifiedFilesTrigger(NewFilesTrigger):
             await self._sqs.change_message_visibility_batch(
                 QueueUrl=self.queue_url, Entries=_entries(messages[start : start + 10], VisibilityTimeout=0)
             )
+
+
+@functools.cache
+def _aws() -> Any:
+    """One aiobotocore session for the process: a new session loads the service model and resolves the
+    credentials again (half a second here, on the triggerer's loop), a warm one makes a client in ms."""
+    from aiobotocore.session import get_session
+
+    return get_session()
 
 
 def _entries(messages: list[dict[str, Any]], **fields: Any) -> list[dict[str, Any]]:
