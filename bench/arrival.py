@@ -13,6 +13,12 @@ the full listing the watermark makes every ``crawl_full_listing_seconds``, and t
 one new file (written while the trigger polls once a second, as ``ingest`` does, until it fires). The
 ledger (storage root) is on the local disk for both stores: the S3 requests counted are the listing's.
 The sides alternate per size; the load average is recorded with each size.
+
+On S3 a third side, "sqs", watches the same folder through the bucket's event notifications
+(``NotifiedFilesTrigger``: S3 -> SQS on the same moto server, set up as a user does). Its idle poll is
+one long poll of the queue (``wait_seconds``, 20 s, then the 1 s pause), so it is measured
+``SQS_IDLE_POLLS`` times per trigger and its first polls are not measured apart; its full listing, every
+``crawl_full_listing_seconds`` as a safety net, is the watermark's ("after_full_listing").
 """
 
 from __future__ import annotations
@@ -32,13 +38,15 @@ from bench import record
 from include import layout, ledger, sources
 
 SIDES = ("before", "after")
+SQS = "sqs"
+SQS_IDLE_POLLS = 2
 BUCKET = "bench-arrival-{}"
 
 
 def _trigger_classes():
     if str(record.REPO / "plugins") not in sys.path:  # as on the triggerer, where plugins/ is on sys.path
         sys.path.insert(0, str(record.REPO / "plugins"))
-    from mlpipe.triggers import MAX_FILES_PER_EVENT, NewFilesTrigger
+    from mlpipe.triggers import MAX_FILES_PER_EVENT, NewFilesTrigger, NotifiedFilesTrigger
 
     class Before(NewFilesTrigger):
         """The drop-folder poll as of commit 70bad37: the whole folder listed at every poll."""
@@ -62,7 +70,7 @@ def _trigger_classes():
                 self._within_limit(item) and ledger.item_key(item.url, item.validators) not in self._received
             )
 
-    return {"before": Before, "after": NewFilesTrigger}
+    return {"before": Before, "after": NewFilesTrigger, SQS: NotifiedFilesTrigger}
 
 
 @contextmanager
@@ -105,6 +113,12 @@ def _moto(sizes: list[int], log: Path):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _purge(endpoint: str, queue_url: str) -> None:
+    from tests.s3 import S3Endpoint, client
+
+    client(S3Endpoint(endpoint), "sqs").purge_queue(QueueUrl=queue_url)
 
 
 def _requests(endpoint: str | None) -> int:
@@ -188,35 +202,49 @@ def measure(
     polls: int,
     *,
     before_one_poll: bool = False,
+    queue_url: str | None = None,
 ) -> dict[str, Any]:
     classes = _trigger_classes()
     common = {"url": url, "storage_root": root, "poll_interval": 1.0}
+    # The full listing is the watermark's, measured once as "after_full_listing": not again per trigger.
+    kwargs = {side: common for side in SIDES} | {
+        SQS: {**common, "queue_url": queue_url, "full_listing_every": 3600}
+    }
+    sides = (*SIDES, SQS) if queue_url else SIDES
     result: dict[str, Any] = {"store": store, "files": size, "load_avg_before": list(os.getloadavg())}
 
     async def run() -> None:
         # The watermark's steady state: one full listing made (and its cost recorded).
         first = classes["after"](**common)
         result["after_full_listing"] = await _timed_poll(first, endpoint)
-        for side in SIDES:
+        for side in sides:
             result[side] = {"first_two_polls": [], "idle_polls": []}
         if before_one_poll:  # a new trigger's first poll: the whole listing, as every idle poll
             result["before"]["idle_polls"].append(await _timed_poll(classes["before"](**common), endpoint))
         for _ in range(2):  # alternate the sides, twice each, to spread the machine's noise
-            for side in SIDES:
+            for side in sides:
                 if side == "before" and before_one_poll:
                     continue
-                trigger = classes[side](**common)
+                trigger = classes[side](**kwargs[side])
+                if side == SQS:
+                    async with trigger.connected():  # one SQS client for the trigger's life, as in run()
+                        result[side]["idle_polls"] += [
+                            await _timed_poll(trigger, endpoint) for _ in range(SQS_IDLE_POLLS)
+                        ]
+                    continue
                 two = [await _timed_poll(trigger, endpoint) for _ in range(2)]
                 result[side]["first_two_polls"].append({k: sum(p[k] for p in two) for k in two[0]})
                 result[side]["idle_polls"] += [await _timed_poll(trigger, endpoint) for _ in range(polls)]
-        for n, side in enumerate(SIDES):
+        for n, side in enumerate(sides):
             if side == "before" and before_one_poll:
                 result[side]["detect_s"] = None
                 continue
-            result[side]["detect_s"] = await _detect(classes[side](**common), store, url, f"g-{n}.csv")
+            if side == SQS:  # the other sides' new files were notified too: handled, they would only wait
+                await asyncio.to_thread(_purge, endpoint, queue_url)
+            result[side]["detect_s"] = await _detect(classes[side](**kwargs[side]), store, url, f"g-{n}.csv")
 
     asyncio.run(run())
-    for side in SIDES:
+    for side in sides:
         idle = result[side].pop("idle_polls")
         firsts = result[side].pop("first_two_polls")
         result[side] |= {
@@ -230,6 +258,9 @@ def measure(
         # Requests per minute while idle, polling once a second: a poll starts a second after one ends.
         result[side]["idle_requests_per_min"] = (
             result[side]["idle_requests"] * 60 / (1 + result[side]["idle_wall_s"])
+        )
+        result[side]["idle_cpu_s_per_min"] = (
+            result[side]["idle_cpu_s"] * 60 / (1 + result[side]["idle_wall_s"])
         )
     result["load_avg_after"] = list(os.getloadavg())
     return _rounded(result)
@@ -260,13 +291,20 @@ def run(sizes: list[int], stores: list[str], polls: int = 5, before_s3_max: int 
                 print(rows[-1], flush=True)
         if "s3" in stores:
             with _moto(sizes, work / "moto.log") as endpoint:
+                from tests.s3 import S3Endpoint, notify_queue
+
                 for size in sizes:
                     url, root = f"s3://{BUCKET.format(size)}/drop/", (work / f"s3root-{size}").as_uri()
                     _seed_ledger(root, url)
                     light = size > before_s3_max
-                    rows.append(measure("s3", size, url, root, endpoint, polls, before_one_poll=light))
+                    queue = notify_queue(S3Endpoint(endpoint), BUCKET.format(size), BUCKET.format(size))
+                    rows.append(
+                        measure(
+                            "s3", size, url, root, endpoint, polls, before_one_poll=light, queue_url=queue
+                        )
+                    )
                     print(rows[-1], flush=True)
-    return {"polls": polls, "before_s3_max": before_s3_max, "rows": rows}
+    return {"polls": polls, "sqs_polls": SQS_IDLE_POLLS, "before_s3_max": before_s3_max, "rows": rows}
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -277,6 +315,7 @@ def print_report(result: dict[str, Any]) -> None:
             "side",
             "idle poll ms",
             "idle CPU ms",
+            "CPU ms/min",
             "S3 req/poll",
             "S3 req/min",
             "new trigger ms",
@@ -291,6 +330,7 @@ def print_report(result: dict[str, Any]) -> None:
                 side,
                 r[side]["idle_wall_s"] * 1000,
                 r[side]["idle_cpu_s"] * 1000,
+                r[side]["idle_cpu_s_per_min"] * 1000,
                 r[side]["idle_requests"] if r["store"] == "s3" else None,
                 r[side]["idle_requests_per_min"] if r["store"] == "s3" else None,
                 None if r[side]["first_two_wall_s"] is None else r[side]["first_two_wall_s"] * 1000,
@@ -299,7 +339,9 @@ def print_report(result: dict[str, Any]) -> None:
                 r["load_avg_before"][0],
             ]
             for r in result["rows"]
-            for side in SIDES
+            for side in (*SIDES, SQS)
+            if side in r
         ],
-        title="One drop-folder poll with N files already received (before: whole listing; after: watermark)",
+        title="One drop-folder poll with N files already received (before: whole listing; after: watermark; "
+        "sqs: S3 event notifications)",
     )

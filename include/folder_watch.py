@@ -54,15 +54,23 @@ class FolderWatch:
     def listing(self) -> list[sources.FileItem]:
         """The files to consider now: those named after the watermark, or all of them when a full
         listing is due."""
-        if self.after is None:
-            mark = ledger.folder_mark(self.root, self.url) or {}
-            self.after = str(mark.get("after", ""))
-            self.full_listing_at = float(mark.get("full_listing_at", 0.0))
+        self._read_mark()
         self._listed_at = time.time()
         self.full = self._listed_at - self.full_listing_at >= self.full_every
         if self.full:
             return sources.list_folder(self.url)
         return sources.list_folder(self.url, after=self.after, cache=self._dir)
+
+    def full_listing_due(self) -> bool:
+        """Whether the next :meth:`listing` lists the whole folder."""
+        self._read_mark()
+        return time.time() - self.full_listing_at >= self.full_every
+
+    def _read_mark(self) -> None:
+        if self.after is None:
+            mark = ledger.folder_mark(self.root, self.url) or {}
+            self.after = str(mark.get("after", ""))
+            self.full_listing_at = float(mark.get("full_listing_at", 0.0))
 
     def unreceived(self, ready: Iterable[sources.FileItem]) -> list[sources.FileItem]:
         """The ``ready`` files the ledger has no entry for. Each one not known yet is looked up on its

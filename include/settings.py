@@ -130,6 +130,14 @@ _SETTINGS = (
         "may wait",
     ),
     Setting(
+        "crawl_notification_queue",
+        str,
+        "",
+        "an SQS queue URL receiving the `s3://` drop folder's bucket notifications: the folder is then "
+        "watched through them instead of listings (the whole folder is still listed every "
+        "`crawl_full_listing_seconds`); empty: listings",
+    ),
+    Setting(
         "source_alert_after_seconds",
         float,
         600.0,

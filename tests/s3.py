@@ -106,3 +106,59 @@ def s3_environment(endpoint: S3Endpoint) -> Iterator[None]:
             else:
                 os.environ[key] = value
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+def client(endpoint: S3Endpoint, service: str):
+    """A boto3 client of ``service`` (``s3``, ``sqs``) on this endpoint, for a test's own setup and checks."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint.url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def notify_queue(endpoint: S3Endpoint, bucket: str, queue: str) -> str:
+    """Create the SQS queue ``queue`` and send it ``bucket``'s ``ObjectCreated:*`` notifications, as a
+    user does on AWS (docs/architecture.md, "Event notifications instead of listings"): the queue
+    policy that lets S3 send, then the bucket's notification configuration (S3 sends a test event).
+    The queue's URL."""
+    import json
+
+    sqs = client(endpoint, "sqs")
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{bucket}"}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    client(endpoint, "s3").put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+    return url
+
+
+def queued(endpoint: S3Endpoint, queue_url: str) -> tuple[int, int]:
+    """How many messages the queue holds: (visible, in flight)."""
+    attributes = client(endpoint, "sqs").get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )

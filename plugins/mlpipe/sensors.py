@@ -8,11 +8,11 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator, Context
 
-from include import source_health
+from include import s3_events, source_health
 from include.config import storage_root
 from include.sources import is_folder
 from mlpipe.settings import setting
-from mlpipe.triggers import NewDataTrigger, NewFilesTrigger
+from mlpipe.triggers import NewDataTrigger, NewFilesTrigger, NotifiedFilesTrigger
 
 
 class SourceUnavailableError(RuntimeError):
@@ -27,9 +27,12 @@ class NewDataSensor(BaseSensorOperator):
 
     The sensor defers at once, so while it waits its task instance is ``deferred`` and the polling runs
     on the triggerer: :class:`~mlpipe.triggers.NewDataTrigger` for an http(s) URL,
-    :class:`~mlpipe.triggers.NewFilesTrigger` for a drop folder (any other fsspec URL). Both check the
-    ledger under the storage root. It returns the trigger's event, ``{"url", "items"}`` (and
-    ``source_changed`` when the ``crawl_url`` Variable changed meanwhile), for the landing task.
+    :class:`~mlpipe.triggers.NewFilesTrigger` for a drop folder (any other fsspec URL), or
+    :class:`~mlpipe.triggers.NotifiedFilesTrigger` for an ``s3://`` one when the setting
+    ``crawl_notification_queue`` names the SQS queue its bucket notifies (any other source with a
+    queue set is a ``ConfigurationError``). All check the ledger under the storage root. It returns the
+    trigger's event, ``{"url", "items"}`` (and ``source_changed`` when the ``crawl_url`` Variable
+    changed meanwhile), for the landing task.
 
     A source that fails every poll for the setting ``source_alert_after_seconds`` is an outage: the
     sensor records it (``include.source_health``) and fails with :class:`SourceUnavailableError`, naming
@@ -80,7 +83,12 @@ class NewDataSensor(BaseSensorOperator):
         }
         if common["outage"]:
             self.log.warning("%s; waiting for it to answer again", source_health.describe(common["outage"]))
-        if is_folder(url):
+        if queue := setting("crawl_notification_queue"):
+            s3_events.check_source(url, queue)
+            trigger = NotifiedFilesTrigger(
+                **common, full_listing_every=setting("crawl_full_listing_seconds"), queue_url=queue
+            )
+        elif is_folder(url):
             trigger = NewFilesTrigger(**common, full_listing_every=setting("crawl_full_listing_seconds"))
         else:
             trigger = NewDataTrigger(

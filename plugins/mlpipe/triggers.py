@@ -1,4 +1,5 @@
-"""Triggers that wait, on the triggerer, for data not yet received: at a single URL or in a drop folder.
+"""Triggers that wait, on the triggerer, for data not yet received: at a single URL or in a drop folder
+(listed, or watched through its S3 bucket's event notifications).
 
 Both poll asynchronously (HTTP with httpx, listings and the ledger with fsspec in a thread), so a waiting
 sensor holds no worker slot. Both fire with ``{"url", "items": [{"url", "validators", ...}]}``, the items
@@ -16,6 +17,8 @@ poll that answers fires with ``recovered`` (the outage) and whatever items it fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from abc import abstractmethod
@@ -25,7 +28,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from include import ledger, source_health, sources
+from include import ledger, s3_events, source_health, sources
 from include.folder_watch import FolderWatch
 from include.settings import SETTINGS
 
@@ -315,3 +318,179 @@ class NewFilesTrigger(_SourceTrigger):
                 "%s has %s bytes, over the %s-byte limit; ignored", item.url, item.size, self.max_bytes
             )
         return False
+
+
+class NotifiedFilesTrigger(NewFilesTrigger):
+    """
+    Watch the S3 drop folder ``url`` through its bucket's event notifications, which S3 sends to the SQS
+    queue ``queue_url``, and fire with every file they name that is not yet received.
+
+    A poll long-polls the queue (up to ``wait_seconds``; it answers as soon as a message arrives) and
+    takes the keys from its ``ObjectCreated:*`` records (:func:`include.s3_events.parse`: test events,
+    other events and keys not directly in the folder are ignored). Each key is looked up with the
+    listing's own request, for the size and mtime the ledger keys items by, and offered only if the
+    ledger has no entry for it (a duplicate notification is then nothing new). S3 shows an object only
+    once it is whole, so no second look is needed before offering it.
+
+    A message is deleted only once it is handled: every file it names is in the ledger (or gone, or
+    over ``max_bytes``), or it is not a notification at all (logged). A message naming a file offered
+    stays in the queue, hidden for ``redeliver_after`` seconds: the ``ingest`` run lands the file
+    meanwhile, and the next trigger receives the message again, finds the file in the ledger and
+    deletes it; if the run died before landing, the file is offered again. A notification that never
+    arrives (lost, or the queue purged) is covered by the full listing every ``full_listing_every``
+    seconds (:class:`include.folder_watch.FolderWatch`), as for the listing trigger. Landing
+    (``include.ingest``) is unchanged, so every file still lands exactly once.
+
+    :param queue_url: the SQS queue the bucket's notifications go to.
+    :param wait_seconds: longest wait of one receive (SQS allows up to 20).
+    :param redeliver_after: seconds a received message stays hidden before it is received again.
+    """
+
+    def __init__(
+        self,
+        *,
+        queue_url: str,
+        wait_seconds: int = 20,
+        redeliver_after: int = 60,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.queue_url = queue_url
+        self.wait_seconds = wait_seconds
+        self.redeliver_after = redeliver_after
+        self._bucket, self._prefix = s3_events.folder_of(self.url)
+        self._sqs: Any = None
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            **super()._kwargs(),
+            "queue_url": self.queue_url,
+            "wait_seconds": self.wait_seconds,
+            "redeliver_after": self.redeliver_after,
+        }
+
+    @contextlib.asynccontextmanager
+    async def connected(self) -> AsyncIterator[None]:
+        """An SQS client for the polls made within the block (one for the trigger's whole life)."""
+        endpoint, region = s3_events.queue_endpoint(self.queue_url)
+        async with _aws().create_client("sqs", endpoint_url=endpoint, region_name=region) as sqs:
+            self._sqs = sqs
+            try:
+                yield
+            finally:
+                self._sqs = None
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async with self.connected():
+            self.log.info("Notifications of %s arrive at %s", self.url, self.queue_url)
+            async for event in super().run():
+                yield event
+
+    async def _poll(self) -> list[dict[str, Any]]:
+        if fresh := await asyncio.to_thread(self._full_listing_if_due):
+            return _offered(fresh)
+        messages = await self._receive()
+        if not messages:
+            return []
+        found = await asyncio.to_thread(self._unreceived_per_message, messages)
+        fresh = sorted(
+            {item.url: item for items in found.values() for item in items}.values(),
+            key=lambda i: (i.mtime, i.url),
+        )[:MAX_FILES_PER_EVENT]
+        offered = {item.url for item in fresh}
+        handled = [m for m in messages if not found.get(m["MessageId"])]
+        later = [
+            m for m in messages if found.get(m["MessageId"]) and not offered & _urls(found[m["MessageId"]])
+        ]
+        await self._delete(handled)
+        await self._release(later)
+        return _offered(fresh)
+
+    def _full_listing_if_due(self) -> list[sources.FileItem]:
+        """If a full listing is due, every file of the folder not yet received (blocking)."""
+        if not self._watch.full_listing_due():
+            return []
+        listing = self._watch.listing()
+        fresh = self._watch.unreceived([item for item in listing if self._within_limit(item)])
+        self._watch.advance(listing)
+        return sorted(fresh, key=lambda i: (i.mtime, i.url))
+
+    async def _receive(self) -> list[dict[str, Any]]:
+        """Messages waiting in the queue: a long poll, then more without waiting while there are any."""
+        messages: list[dict[str, Any]] = []
+        wait = self.wait_seconds
+        while len(messages) < MAX_FILES_PER_EVENT:
+            answer = await self._sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=wait,
+                VisibilityTimeout=self.redeliver_after,
+            )
+            if not answer.get("Messages"):
+                break
+            messages += answer["Messages"]
+            wait = 0
+        return messages
+
+    def _unreceived_per_message(self, messages: list[dict[str, Any]]) -> dict[str, list[sources.FileItem]]:
+        """The files not yet received that each message names, by message id (blocking)."""
+        import fsspec
+
+        fs, _ = fsspec.core.url_to_fs(self.url)
+        known: dict[str, sources.FileItem | None] = {}
+        found = {}
+        for message in messages:
+            try:
+                notification = s3_events.parse(message["Body"], bucket=self._bucket, prefix=self._prefix)
+            except s3_events.NotificationError as exc:
+                self.log.error("Message %s in %s deleted: %s", message["MessageId"], self.queue_url, exc)
+                continue
+            for reason in notification.ignored:
+                self.log.info("Notification ignored: %s", reason)
+            for name in notification.names:
+                if name not in known:
+                    known[name] = self._unreceived(fs, name)
+            found[message["MessageId"]] = [known[n] for n in notification.names if known[n] is not None]
+        return found
+
+    def _unreceived(self, fs: Any, name: str) -> sources.FileItem | None:
+        item = s3_events.lookup(fs, self._bucket, self._prefix, name)
+        if item is None or not self._within_limit(item):
+            return None
+        return None if ledger.item(self.storage_root, item.url, item.validators) else item
+
+    async def _delete(self, messages: list[dict[str, Any]]) -> None:
+        for start in range(0, len(messages), 10):
+            answer = await self._sqs.delete_message_batch(
+                QueueUrl=self.queue_url, Entries=_entries(messages[start : start + 10])
+            )
+            for failure in answer.get("Failed", []):  # it comes back and is deleted then
+                self.log.warning("Could not delete a message from %s: %s", self.queue_url, failure)
+
+    async def _release(self, messages: list[dict[str, Any]]) -> None:
+        """Make messages whose files did not fit in this event visible again at once, for the next run."""
+        for start in range(0, len(messages), 10):
+            await self._sqs.change_message_visibility_batch(
+                QueueUrl=self.queue_url, Entries=_entries(messages[start : start + 10], VisibilityTimeout=0)
+            )
+
+
+@functools.cache
+def _aws() -> Any:
+    """One aiobotocore session for the process: a new session loads the service model and resolves the
+    credentials again (half a second here, on the triggerer's loop), a warm one makes a client in ms."""
+    from aiobotocore.session import get_session
+
+    return get_session()
+
+
+def _entries(messages: list[dict[str, Any]], **fields: Any) -> list[dict[str, Any]]:
+    return [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], **fields} for n, m in enumerate(messages)]
+
+
+def _urls(items: list[sources.FileItem]) -> set[str]:
+    return {item.url for item in items}
+
+
+def _offered(items: list[sources.FileItem]) -> list[dict[str, Any]]:
+    return [{"url": item.url, "validators": item.validators} for item in items[:MAX_FILES_PER_EVENT]]
