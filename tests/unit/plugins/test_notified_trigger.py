@@ -155,7 +155,8 @@ def test_a_file_whose_notification_was_lost_is_found_by_the_full_listing(s3_endp
     assert queued(s3_endpoint, queue) == (0, 0), "found with no notification: by the full listing"
 
 
-def test_a_queue_that_does_not_answer_is_a_failed_poll(folder, root):
+def test_a_queue_that_does_not_answer_is_a_failed_poll(folder, root, monkeypatch):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's retries would only make each failed poll slower
     watching = trigger(
         (folder[0], "http://127.0.0.1:9/123456789012/nowhere"), root, alert_after=0.5, max_backoff=0.1
     )
