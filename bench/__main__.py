@@ -1,7 +1,7 @@
 """``python -m bench [NAME ...]``: run the benchmarks (all by default) and append their records to
 ``bench/results/``. Names: latency, overhead, deferral (these three share one stack per executor),
-limit, etl, parse, datasets, serving, arrival, watcher, demo (``make demo`` in a fresh clone, install included,
-and the install alone by pip and by uv).
+limit, etl, parse, datasets, serving, arrival, watcher (the sensor against the AssetWatcher), demo
+(``make demo`` in a fresh clone, install included, and the install alone by pip and by uv).
 
 Sizes come from the environment, so a quick run is one variable away:
 

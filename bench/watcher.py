@@ -125,7 +125,8 @@ def measure(side: str, home: Path, files: int, idle_seconds: float) -> dict[str,
             )
             written = time.time()
             os.replace(tmp, path)
-            event = wait_for(lambda: _landed(stack, path.as_uri(), since), 300, f"file {n}", interval=0.2)
+            uri, after = path.as_uri(), since
+            event = wait_for(lambda: _landed(stack, uri, after), 300, f"file {n}", interval=0.2)  # noqa: B023
             event_latency.append(_t(event["timestamp"]) - written)
             if (known := _detected_at(stack, side, event)) is not None:
                 detect.append(known - written)
