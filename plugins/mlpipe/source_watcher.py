@@ -36,6 +36,25 @@ SETTINGS_READ = (
 SETTINGS_RETRY_SECONDS = 30.0
 
 
+class _Announcing:
+    """Leaves out of a poll what the watcher announced already, so the poller keeps polling (and
+    logging) only for what is new; ``announced`` is the watcher's set of item keys."""
+
+    announced: set[str]
+
+    async def _poll(self) -> list[dict[str, Any]]:
+        items = await super()._poll()  # type: ignore[misc]
+        return [i for i in items if ledger.item_key(i["url"], i["validators"]) not in self.announced]
+
+
+class _AnnouncingFiles(_Announcing, NewFilesTrigger):
+    pass
+
+
+class _AnnouncingUrl(_Announcing, NewDataTrigger):
+    pass
+
+
 class SourceWatcher(BaseEventTrigger):
     """
     Watch the source the Variable ``source_variable`` names and fire once per new item, for ever.
@@ -73,6 +92,12 @@ class SourceWatcher(BaseEventTrigger):
         self.refresh_every = refresh_every
         self.watching: NewDataTrigger | NewFilesTrigger | None = None
         self._announced: set[str] = set()
+        self._earlier_polls = 0  # made by the pollers replaced at a refresh or a new crawl_url
+
+    @property
+    def polls(self) -> int:
+        """Polls made since the watch started."""
+        return self._earlier_polls + (self.watching.polls if self.watching else 0)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -117,24 +142,33 @@ class SourceWatcher(BaseEventTrigger):
             "outage": outage,
         }
         if sources.is_folder(url):
-            return NewFilesTrigger(**common, full_listing_every=values["crawl_full_listing_seconds"])
-        return NewDataTrigger(
-            **common,
-            known_fingerprint=await asyncio.to_thread(ledger.source_fingerprint, root, url),
-            request_timeout=values["crawl_timeout_seconds"],
-        )
+            watching = _AnnouncingFiles(**common, full_listing_every=values["crawl_full_listing_seconds"])
+        else:
+            watching = _AnnouncingUrl(
+                **common,
+                known_fingerprint=await asyncio.to_thread(ledger.source_fingerprint, root, url),
+                request_timeout=values["crawl_timeout_seconds"],
+            )
+        watching.announced = self._announced
+        return watching
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         while True:
-            self.watching, self._announced = await self._watch(), set()
+            self._announced = set()
+            self._earlier_polls = self.polls
+            self.watching = await self._watch()
             self.log.info(
                 "Watching %s (the Variable %s) for data not yet received",
                 self.watching.url,
                 self.source_variable,
             )
             refresh_at = time.monotonic() + self.refresh_every
-            while time.monotonic() < refresh_at:
-                payload = await self._next_payload()
+            while (left := refresh_at - time.monotonic()) > 0:
+                try:
+                    async with asyncio.timeout(left):
+                        payload = await self._next_payload()
+                except TimeoutError:  # nothing new until the refresh: read the settings again
+                    break
                 if payload.get("source_changed"):
                     self.log.info("%s now names %s", self.source_variable, payload["source_changed"])
                     break
@@ -174,5 +208,4 @@ class SourceWatcher(BaseEventTrigger):
         if not fresh and not payload.get("recovered"):
             return None
         self._announced |= {ledger.item_key(i["url"], i["validators"]) for i in fresh}
-        self.log.info("New at %s: %s", watching.url, [item["url"] for item in fresh])
         return TriggerEvent(payload)

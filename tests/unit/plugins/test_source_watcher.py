@@ -75,13 +75,11 @@ class Watching:
         return event.payload
 
     async def quiet(self, polls: int) -> None:
-        """No event while the current poller makes ``polls`` more polls."""
+        """No event while the trigger makes ``polls`` more polls."""
         self.pending = self.pending or asyncio.ensure_future(anext(self.events))
         async with asyncio.timeout(DEADLINE):
-            while self.trigger.watching is None:
-                await asyncio.sleep(0.01)
-            start = self.trigger.watching.polls
-            while self.trigger.watching.polls < start + polls:
+            start = self.trigger.polls
+            while self.trigger.polls < start + polls:
                 assert not self.pending.done(), f"fired: {self.pending.result().payload}"
                 await asyncio.sleep(0.01)
         assert not self.pending.done(), f"fired: {self.pending.result().payload}"
