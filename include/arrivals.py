@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from include import ledger
+from include import ledger, source_health
 
 ARRIVAL_ENV = "PIPELINE_ARRIVAL"
 SENSOR, WATCHER = "sensor", "watcher"
@@ -66,3 +66,13 @@ def from_events(root: str, payloads: list[dict[str, Any]], *, run_id: str) -> di
             if entry is None or entry.get("run_id") == run_id:
                 arrival["items"].append({**item, "source": url})
     return arrival
+
+
+def keep_health(root: str, arrival: dict[str, Any]) -> None:
+    """Record what ``arrival`` (from :func:`from_events`) says about the source's health, as the sensor
+    does: an outage it is still in is recorded (so it is mailed once, also across restarts of the
+    triggerer), one that has ended is forgotten."""
+    if arrival["down"]:
+        source_health.record_outage(root, arrival["source_failing"])
+    elif arrival.get("recovered"):
+        source_health.end_outage(root, arrival["url"])

@@ -124,7 +124,7 @@ def watched_arrival() -> XComArg:
     @task
     def read_arrival(*, triggering_asset_events=None, run_id=None) -> dict[str, Any]:
         """Every new item the watcher's events name, once, minus what the ledger says was received."""
-        from include.arrivals import from_events
+        from include.arrivals import from_events, keep_health
 
         payloads = [
             event.extra["payload"]
@@ -134,10 +134,7 @@ def watched_arrival() -> XComArg:
         ]
         root = storage_root()
         arrival = from_events(root, payloads, run_id=run_id)
-        if (failing := arrival.get("source_failing")) and arrival["down"]:
-            source_health.record_outage(root, failing)
-        if arrival.get("recovered") and not arrival["down"]:
-            source_health.end_outage(root, arrival["url"])
+        keep_health(root, arrival)
         log.info("%s event(s); %s new item(s) to land", len(payloads), len(arrival["items"]))
         return arrival
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from include import ledger
-from include.arrivals import ArrivalModeError, arrival_mode, from_events
+from include import ledger, source_health
+from include.arrivals import ArrivalModeError, arrival_mode, from_events, keep_health
 
 DROP = "file:///srv/drop/"
 
@@ -113,3 +113,22 @@ def test_an_outage_and_its_recovery_are_both_kept_and_the_newest_says_whether_it
 
 def test_no_events_no_items(root):
     assert from_events(root, [], run_id="manual") == {"url": None, "items": [], "down": False}
+
+
+def test_an_outage_still_on_is_recorded_and_one_that_ended_is_forgotten(root):
+    failing = {"url": DROP, "since": "2026-12-01T00:00:00+00:00", "failures": 9, "last_error": "refused"}
+    keep_health(root, from_events(root, [{"url": DROP, "items": [], "source_failing": failing}], run_id="r"))
+    assert source_health.outage(root, DROP)["last_error"] == "refused"
+
+    keep_health(root, from_events(root, [{"url": DROP, "items": [], "recovered": failing}], run_id="r2"))
+    assert source_health.outage(root, DROP) is None
+
+
+def test_an_outage_reported_and_ended_before_its_run_leaves_no_record(root):
+    failing = {"url": DROP, "since": "2026-12-01T00:00:00+00:00", "failures": 9, "last_error": "refused"}
+    payloads = [
+        {"url": DROP, "items": [], "source_failing": failing},
+        {"url": DROP, "items": [], "recovered": failing},
+    ]
+    keep_health(root, from_events(root, payloads, run_id="r"))
+    assert source_health.outage(root, DROP) is None
