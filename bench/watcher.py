@@ -97,7 +97,9 @@ def measure(side: str, home: Path, files: int, idle_seconds: float) -> dict[str,
         stack.rest.set_variable("crawl_url", drop.as_uri() + "/")
         # The first file proves the source is watched (the sensor's run reads crawl_url when it
         # starts); it is not measured.
-        warm = drop / "warm-up.csv"
+        # Named by time like the measured files: a name sorting before the watermark waits for the
+        # full listing (docs/architecture.md, "Name files by time").
+        warm = drop / f"f-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-warm-up.csv"
         warm.write_text("sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n")
         wait_for(
             lambda: _landed(stack, warm.as_uri(), datetime.fromtimestamp(0, UTC)), 300, "the warm-up file"
