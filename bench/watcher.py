@@ -31,6 +31,7 @@ from bench import record
 from bench.stack import running_stack, wait_for
 
 SIDES = ("sensor", "watcher")
+HEADER = "sepal_length,sepal_width,petal_length,petal_width,species"
 AFTER_INGEST = ("etl", "train_validate", "deploy", "monitor")
 
 
@@ -100,7 +101,7 @@ def measure(side: str, home: Path, files: int, idle_seconds: float) -> dict[str,
         # Named by time like the measured files: a name sorting before the watermark waits for the
         # full listing (docs/architecture.md, "Name files by time").
         warm = drop / f"f-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-warm-up.csv"
-        warm.write_text("sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n")
+        warm.write_text(f"{HEADER}\n4.4,2.9,1.4,0.2,setosa\n{time.time_ns() % 10**9},3,1,0,setosa\n")
         wait_for(
             lambda: _landed(stack, warm.as_uri(), datetime.fromtimestamp(0, UTC)), 300, "the warm-up file"
         )
@@ -122,9 +123,8 @@ def measure(side: str, home: Path, files: int, idle_seconds: float) -> dict[str,
             since = datetime.now(UTC)
             path = drop / f"f-{since:%Y%m%dT%H%M%S%f}-{n}.csv"
             tmp = drop / f".{path.name}.tmp"
-            tmp.write_text(
-                f"sepal_length,sepal_width,petal_length,petal_width,species\n5.{n},3.5,1.4,0.2,setosa\n"
-            )
+            # A content of its own: a content received before is a duplicate, which lands nothing.
+            tmp.write_text(f"{HEADER}\n5.{n},3.5,1.4,0.2,setosa\n{time.time_ns() % 10**9},3,1,0,setosa\n")
             written = time.time()
             os.replace(tmp, path)
             uri, after = path.as_uri(), since
