@@ -1,7 +1,7 @@
 """``python -m bench [NAME ...]``: run the benchmarks (all by default) and append their records to
 ``bench/results/``. Names: latency, overhead, deferral (these three share one stack per executor),
-limit, etl, parse, datasets, serving, arrival, demo (``make demo`` in a fresh clone, install included,
-and the install alone by pip and by uv).
+limit, etl, parse, datasets, serving, arrival, watcher (the sensor against the AssetWatcher), demo
+(``make demo`` in a fresh clone, install included, and the install alone by pip and by uv).
 
 Sizes come from the environment, so a quick run is one variable away:
 
@@ -27,6 +27,9 @@ Sizes come from the environment, so a quick run is one variable away:
     BENCH_ARRIVAL_STORES=local,s3          local disk and/or the S3 emulator (moto)
     BENCH_ARRIVAL_POLLS=5                  idle polls measured per trigger
     BENCH_ARRIVAL_BEFORE_S3_MAX=10000      larger S3 sizes: the old poll measured once (moto is slow)
+    BENCH_WATCHER_FILES=5                  files dropped one at a time per side (sensor, AssetWatcher)
+    BENCH_WATCHER_IDLE_SECONDS=30          idle window of the CPU measurement per side
+    BENCH_WATCHER_ROUNDS=1                 stacks per side, the order alternating
     BENCH_RESULTS_DIR=bench/results
 """
 
@@ -46,10 +49,11 @@ from bench import (
     parse_train,
     record,
     serving,
+    watcher,
 )
 
 STACK = {"latency", "overhead", "deferral"}
-NAMES = ("limit", "etl", "parse", "datasets", "serving", "arrival", "demo", *sorted(STACK))
+NAMES = ("limit", "etl", "parse", "datasets", "serving", "arrival", "watcher", "demo", *sorted(STACK))
 
 
 def main(argv: list[str]) -> None:
@@ -102,6 +106,14 @@ def main(argv: list[str]) -> None:
         )
         record.append("arrival", result)
         arrival.print_report(result)
+    if "watcher" in names:
+        result = watcher.run(
+            record.env_int("BENCH_WATCHER_FILES", 5),
+            record.env_int("BENCH_WATCHER_IDLE_SECONDS", 30),
+            record.env_int("BENCH_WATCHER_ROUNDS", 1),
+        )
+        record.append("watcher", result)
+        watcher.print_report(result)
     if "demo" in names:
         result = demo.run()
         record.append("demo", result)

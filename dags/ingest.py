@@ -12,6 +12,11 @@ is not a CSV table is kept in `quarantine/` with a reason and `alert_quarantined
 received before is recorded as a duplicate and not landed. A source failing every poll for
 `source_alert_after_seconds` fails `wait_for_new_data` once per outage (the failure mail names it);
 `alert_source_recovered` mails when it answers again.
+
+With `PIPELINE_ARRIVAL=watcher` (read when this file is parsed) no run waits: an `AssetWatcher` on the
+`source` asset polls the same way on the triggerer, and each of its events starts a run scheduled on
+`source`; `read_arrival` merges the events the run consumed (an outage they report fails
+`report_source_failure`, which mails), and the same landing and publishing follow.
 """
 
 from __future__ import annotations
@@ -21,14 +26,17 @@ from datetime import timedelta
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from mlpipe.assets import raw_batches
-from mlpipe.sensors import NewDataSensor
+from include.arrivals import WATCHER, arrival_mode
+from mlpipe.assets import raw_batches, source
+from mlpipe.sensors import NewDataSensor, watched_arrival
 from mlpipe.settings import setting
 from mlpipe.stages import alert_quarantined, alert_source_recovered, fail_fast, stage_dag_args
 
+WATCHED = arrival_mode() == WATCHER
+
 
 @dag(
-    schedule="@continuous",
+    schedule=[source] if WATCHED else "@continuous",
     doc_md=__doc__,
     **stage_dag_args("ingest", retries=2),
 )
@@ -41,14 +49,17 @@ def ingest():
 
         return known_fingerprint(storage_root(), setting("crawl_url"))
 
-    arrival = NewDataSensor(
-        task_id="wait_for_new_data",
-        known_fingerprint=last_seen_fingerprint(),
-        poll_interval=1,  # a conditional GET (or a listing) per second; detection waits 0.5 s on average
-        timeout=timedelta(days=1),
-        soft_fail=True,  # a day without new data is not a failure: the next run waits again
-        retries=0,
-    ).output
+    if WATCHED:
+        arrival = watched_arrival()
+    else:
+        arrival = NewDataSensor(
+            task_id="wait_for_new_data",
+            known_fingerprint=last_seen_fingerprint(),
+            poll_interval=1,  # a conditional GET (or a listing) per second; detection waits 0.5 s on average
+            timeout=timedelta(days=1),
+            soft_fail=True,  # a day without new data is not a failure: the next run waits again
+            retries=0,
+        ).output
 
     @task
     def land_batch(arrival: dict, *, run_id=None) -> dict:

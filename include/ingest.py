@@ -161,7 +161,8 @@ def land_arrival(
     max_bytes: int,
     max_columns: int = DEFAULT_MAX_COLUMNS,
 ) -> dict[str, list]:
-    """Read and land every item of ``arrival`` (the sensor's event: ``{"url", "items"}``), in the order
+    """Read and land every item of ``arrival`` (the sensor's event: ``{"url", "items"}``, or the watcher's
+    events merged by ``include.arrivals.from_events``, whose items name their ``source``), in the order
     given (oldest first). Returns ``{"landed": [manifest], "quarantined": [{"batch_id", "reason_url",
     "failed_checks", "item"}], "duplicates": [...], "valid": [batch_id]}``. A file gone since it was
     listed is left out; any other read error is raised (the retry lands what is left, exactly once)."""
@@ -170,7 +171,7 @@ def land_arrival(
         with ExitStack() as spooled:
             try:
                 received = spooled.enter_context(
-                    receive(arrival["url"], item, timeout=timeout, max_bytes=max_bytes)
+                    receive(item.get("source") or arrival["url"], item, timeout=timeout, max_bytes=max_bytes)
                 )
             except FileNotFoundError:
                 continue

@@ -30,7 +30,7 @@ os.environ.update(
 )
 
 
-TIERS = ("dags", "unit", "bench", "integration", "own_data", "production", "faults")
+TIERS = ("dags", "unit", "bench", "integration", "own_data", "watcher", "production", "faults")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

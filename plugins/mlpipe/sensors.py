@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, Context
+from airflow.sdk import BaseSensorOperator, Context, XComArg
 
 from include import s3_events, source_health
 from include.config import storage_root
 from include.sources import is_folder
 from mlpipe.settings import setting
 from mlpipe.triggers import NewDataTrigger, NewFilesTrigger, NotifiedFilesTrigger
+
+log = logging.getLogger(__name__)
 
 
 class SourceUnavailableError(RuntimeError):
@@ -114,3 +117,41 @@ class NewDataSensor(BaseSensorOperator):
         else:
             self.log.info("%s new item(s) at %s", len(event["items"]), event["url"])
         return event
+
+
+def watched_arrival() -> XComArg:
+    """The AssetWatcher option's replacement for :class:`NewDataSensor` (``PIPELINE_ARRIVAL=watcher``):
+    tasks that read the events of the ``source`` asset that started the run (``SourceWatcher``'s
+    payloads) into one arrival for the landing task (``include.arrivals.from_events``), and keep the
+    sensor's outage rules: an outage reported by an event is recorded and fails
+    ``report_source_failure`` (with :class:`SourceUnavailableError`, so the failure mail goes out once),
+    a recovery ends it (the arrival's ``recovered`` makes the "recovered" mail). Call inside the
+    ``@dag`` function; returns the arrival."""
+    from airflow.sdk import task
+
+    @task
+    def read_arrival(*, triggering_asset_events=None, run_id=None) -> dict[str, Any]:
+        """Every new item the watcher's events name, once, minus what the ledger says was received."""
+        from include.arrivals import from_events, keep_health
+
+        payloads = [
+            event.extra["payload"]
+            for events in (triggering_asset_events or {}).values()
+            for event in events
+            if event.extra.get("from_trigger") and isinstance(event.extra.get("payload"), dict)
+        ]
+        root = storage_root()
+        arrival = from_events(root, payloads, run_id=run_id)
+        keep_health(root, arrival)
+        log.info("%s event(s); %s new item(s) to land", len(payloads), len(arrival["items"]))
+        return arrival
+
+    @task(retries=0)
+    def report_source_failure(arrival: dict[str, Any]) -> None:
+        """Fail, naming the source, when an event of this run reported an outage."""
+        if failing := arrival.get("source_failing"):
+            raise SourceUnavailableError(source_health.describe(failing))
+
+    arrival = read_arrival()
+    report_source_failure(arrival)
+    return arrival

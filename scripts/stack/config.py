@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from include.arrivals import ARRIVAL_ENV, MODES, SENSOR
 from include.config import DEFAULT_SCHEMA_FILE, SchemaError, load_schema_file
 from scripts.stack.errors import StackError
 
@@ -59,6 +60,7 @@ class StackConfig:
         model_server_port: int = 8500,
         storage_root: str | None = None,
         schema_file: Path | None = None,
+        arrival: str | None = None,
     ) -> None:
         self.home = Path(home).resolve()
         self.api_port = api_port
@@ -70,6 +72,8 @@ class StackConfig:
         # Resolved here: the components run in the repo, wherever `make up` was started from.
         chosen = schema_file or os.environ.get("PIPELINE_SCHEMA") or DEFAULT_SCHEMA_FILE
         self.schema_file = Path(chosen).resolve()
+        # How ingest waits for data (include.arrivals): the dag-processor reads it when parsing.
+        self.arrival = arrival or os.environ.get(ARRIVAL_ENV) or SENSOR
 
     # -- layout -------------------------------------------------------------------------------------
 
@@ -211,6 +215,7 @@ class StackConfig:
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
             "PIPELINE_STORAGE_ROOT": self.storage_root,
             "PIPELINE_SCHEMA": str(self.schema_file),
+            ARRIVAL_ENV: self.arrival,
         }
 
     def components(self) -> dict[str, list[str]]:
@@ -278,6 +283,8 @@ class StackConfig:
             load_schema_file(self.schema_file)
         except SchemaError as exc:
             raise StackError(str(exc)) from None
+        if self.arrival not in MODES:
+            raise StackError(f"{ARRIVAL_ENV}={self.arrival!r} is not one of {', '.join(MODES)}")
         for folder in (self.home, self.source_dir, self.drop_dir, self.mail_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
         private_json(self.passwords_file, lambda: {ADMIN_USER: secrets.token_urlsafe(12)})

@@ -85,3 +85,22 @@ def test_the_celery_topology_adds_its_executor_broker_and_processes(tmp_path: Pa
     assert {"celery-worker", "flower"} <= set(config.components())
     assert 15555 in config.ports()
     assert config.storage_root == str(tmp_path.resolve() / "data")
+
+
+def test_how_ingest_waits_reaches_every_component_and_defaults_to_the_sensor(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("PIPELINE_ARRIVAL", raising=False)
+    for home in "abc":
+        (tmp_path / home).mkdir()
+    assert StackConfig(tmp_path / "a").env["PIPELINE_ARRIVAL"] == "sensor"
+    monkeypatch.setenv("PIPELINE_ARRIVAL", "watcher")  # `PIPELINE_ARRIVAL=watcher make up`
+    assert StackConfig(tmp_path / "b").env["PIPELINE_ARRIVAL"] == "watcher"
+    assert StackConfig(tmp_path / "c", arrival="sensor").env["PIPELINE_ARRIVAL"] == "sensor"
+
+
+def test_an_unknown_way_of_waiting_stops_the_stack_before_anything_starts(tmp_path: Path):
+    from scripts.stack.errors import StackError
+
+    config = StackConfig(tmp_path, arrival="poll")
+    with pytest.raises(StackError, match="PIPELINE_ARRIVAL='poll' is not one of sensor, watcher"):
+        config.init()
+    assert not (tmp_path / "airflow.db").exists()
