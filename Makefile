@@ -87,7 +87,7 @@ lint: install  ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint browser  ## lint, then every tier of pytest tests (dags, unit, bench, integration, production, faults): what CI runs
+test: lint browser  ## lint, then every tier of pytest tests (dags, unit, bench, integration, own_data, watcher, production, faults): what CI runs
 	$(PY) -m pytest tests
 
 screenshots: install browser  ## the UI tests, saving what the browser saw into docs/ui-*.png
