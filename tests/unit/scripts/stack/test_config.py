@@ -102,5 +102,5 @@ def test_an_unknown_way_of_waiting_stops_the_stack_before_anything_starts(tmp_pa
 
     config = StackConfig(tmp_path, arrival="poll")
     with pytest.raises(StackError, match="PIPELINE_ARRIVAL='poll' is not one of sensor, watcher"):
-        config.init()
+        config.prepare()
     assert not (tmp_path / "airflow.db").exists()
