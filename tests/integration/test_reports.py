@@ -14,6 +14,7 @@ from tests.integration.chain import (
     events_since,
     mail_of_run,
     mail_with_subject,
+    production,
     returned,
     runs_since,
     variables_changed,
@@ -68,6 +69,9 @@ def test_a_batch_with_shifted_petals_is_reported_as_drifted(stack: LocalStack, w
         assert monitor_page is not None
         assert "Quality over time" in monitor_page
 
-        # Put unshifted data back in production for the scenarios after this one.
-        publish_and_promote(stack, wait_for, "good", seed=33)
+        # Put unshifted data back in production for the scenarios after this one: roll back to the
+        # model the batch arrived to, one deploy run, as a person would (not one more chain).
+        rollback = stack.rest.trigger("deploy", {"version": promoted["extra"]["previous_version"]})
+        wait_for_run(stack, wait_for, "deploy", rollback["dag_run_id"])
+        assert production(stack)["version"] == promoted["extra"]["previous_version"]
     assert mail_with_subject(stack, since, "drift in batch") is not None
