@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from include import layout, registry, storage
@@ -32,6 +33,7 @@ from tests.integration.chain import (
     mail_of_run,
     mail_with_subject,
     production,
+    returned,
     runs_since,
     served_version,
     task_states,
@@ -131,6 +133,49 @@ def test_assets_view_shows_producers_consumers_and_metadata(stack: LocalStack, h
     candidate = happy["chain"]["model_candidate"]
     assert [r["dag_id"] for r in candidate["created_dagruns"]] == ["deploy"]
     assert set(candidate["extra"]) >= {"version", "metrics", "model_type", "batch_ids", "model_sha256"}
+
+
+def links(stack: LocalStack, dag_id: str, run_id: str, task_id: str) -> dict:
+    return stack.rest.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links")[
+        "extra_links"
+    ]
+
+
+def page(url: str) -> str | None:
+    response = httpx.get(url, timeout=10)
+    return response.text if response.status_code == 200 else None
+
+
+def test_a_promoted_model_has_a_report_in_its_events_the_ui_the_server_and_the_mail(
+    stack: LocalStack, happy, wait_for
+):
+    """On the happy path's chain (every run of it has ended), while its model is still in production."""
+    chain = happy["chain"]
+    candidate, promoted = chain["model_candidate"], happy["promoted"]
+    version = candidate["extra"]["version"]
+    url = f"{stack.config.model_server_url}/models/{version}/report"
+    assert candidate["extra"]["report_url"] == promoted["extra"]["report_url"] == url
+
+    report = wait_for(lambda: page(url), 60, "the report to be served")
+    assert f"<h1>Model {version}</h1>" in report
+    assert "Confusion matrix" in report or "confusion matrix" in report
+    assert "Which columns matter" in report
+    assert candidate["extra"]["verdict"] in report
+    assert production(stack)["version"] == version
+    assert page(f"{stack.config.model_server_url}/report") == report
+
+    train_run, deploy_run = chain["train_validate"]["dag_run_id"], chain["deploy"]["dag_run_id"]
+    assert returned(stack, "train_validate", train_run, "write_report")["version"] == version
+    assert links(stack, "train_validate", train_run, "register") == {"Model report": url}
+    assert links(stack, "deploy", deploy_run, "promote") == {"Model report": url}
+
+    mail = wait_for(
+        lambda: mail_of_run(stack, happy["since"], deploy_run, "is in production"), 60, "the mail"
+    )
+    assert url in body(mail)
+    [plot] = [part for part in mail.walk() if part["Content-ID"] == "<key_plot.png>"]
+    assert plot.get_content().startswith(b"\x89PNG")
+    assert 'src="cid:key_plot.png"' in body(mail)
 
 
 def test_bad_batch_is_quarantined_with_an_alert(stack: LocalStack, happy, wait_for):

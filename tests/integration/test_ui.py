@@ -150,10 +150,12 @@ def test_assets_view_links_each_asset_from_its_producer_to_its_consumers(
 
 @pytest.fixture(scope="module")
 def landed_event(stack: LocalStack, wait_for) -> Iterator[dict]:
-    """The raw_batches event of a batch this module publishes at the stack's data source. The chain
-    the batch starts is seen through before the module ends: the stack is left idle, as found."""
+    """The raw_batches event of a batch this module publishes at the stack's data source. A bad batch:
+    it lands like any other, and etl quarantines it instead of starting a training and a deploy that
+    nothing here looks at. Its etl run is seen through before the module ends: the stack is left
+    idle, as found."""
     since = datetime.now(UTC)
-    stack.publish(seed=71)
+    stack.publish(kind="bad", seed=71)
 
     def landed() -> dict | None:
         return next(

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,9 +20,10 @@ REPO = Path(__file__).resolve().parents[3]
 TOKEN = "another-s3cret"
 
 
-@pytest.fixture
-def server(root: str) -> Iterator[Callable[..., httpx.Client]]:
-    """Start ``python -m serving`` in its own process group; every group is killed after the test."""
+@contextmanager
+def model_servers(root: str) -> Iterator[Callable[..., httpx.Client]]:
+    """``start(*args)`` starts ``python -m serving`` over ``root`` in its own process group and returns a
+    client once it answers; every group started is killed on exit."""
     processes: list[subprocess.Popen] = []
 
     def start(*args: str) -> httpx.Client:
@@ -49,8 +51,17 @@ def server(root: str) -> Iterator[Callable[..., httpx.Client]]:
         return client
 
     start.processes = processes
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    try:
+        yield start
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+@pytest.fixture
+def server(root: str) -> Iterator[Callable[..., httpx.Client]]:
+    """Start ``python -m serving`` in its own process group; every group is killed after the test."""
+    with model_servers(root) as start:
+        yield start

@@ -4,6 +4,8 @@ binary tensor data extension the client uses by default."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import numpy as np
 import pytest
@@ -11,18 +13,25 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from include import onnx_model, registry
+from include.features import to_features
+from tests import models
+from tests.unit.serving.conftest import model_servers
 
 SAMPLE = [0, 50, 100]  # one flower of each species
 
 
-@pytest.fixture
-def served(server, register_model, root) -> tuple[httpx.Client, triton.InferenceServerClient, str]:
-    version = register_model()["version"]
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory, iris_once, schema
+) -> Iterator[tuple[httpx.Client, triton.InferenceServerClient, str]]:
+    """One server for the module (a start costs 5-15 s): every test here only reads from it."""
+    root = tmp_path_factory.mktemp("v2-root").as_uri()
+    version = models.register_model(root, to_features(iris_once.copy(), schema), schema)["version"]
     registry.set_production(root, version)
-    client = server("--workers", "1")
-    url = str(client.base_url).removeprefix("http://")
-    with triton.InferenceServerClient(url=url) as v2:
-        yield client, v2, version
+    with model_servers(root) as server:
+        client = server("--workers", "1")
+        with triton.InferenceServerClient(url=str(client.base_url).removeprefix("http://")) as v2:
+            yield client, v2, version
 
 
 def tensors(iris, schema, index: list[int], binary: bool) -> list[triton.InferInput]:
