@@ -51,7 +51,8 @@ def follow(stack: LocalStack, since: datetime, timeout: float, quiet: float = 4)
     """Print every state change of the stage runs queued after ``since`` until the pipeline has reacted
     and gone quiet: a batch was received, no later stage is queued or running, and nothing changed for
     ``quiet`` seconds (a consumer run is queued about a second after its asset event, when the
-    scheduler's next loop sees the event). Return each stage's newest finished run."""
+    scheduler's next loop sees the event), or for half that once ``monitor``, the end of the chain, has
+    run. Return each stage's newest finished run."""
     seen: dict[str, str] = {}
     last_change = time.monotonic()
     deadline = last_change + timeout
@@ -71,7 +72,8 @@ def follow(stack: LocalStack, since: datetime, timeout: float, quiet: float = 4)
             if run["state"] in ("success", "failed"):
                 finished.setdefault(dag_id, run)
         busy = any(dag_id != "ingest" and run["state"] in ("queued", "running") for dag_id, run in runs)
-        if "ingest" in finished and not busy and time.monotonic() - last_change > quiet:
+        settle = quiet / 2 if "monitor" in finished else quiet
+        if "ingest" in finished and not busy and time.monotonic() - last_change > settle:
             return finished
         time.sleep(1)
     raise StackError(f"the pipeline did not settle within {timeout:.0f} s")
