@@ -13,17 +13,22 @@ install-run: $(VENV)/.installed-run  ## create .venv/ and install only what runn
 # uv installs the same pins several times faster than pip. It is used from PATH when there, else bootstrapped
 # into the venv from requirements-uv.txt; where it is missing or fails, pip installs. One stamp per requirement
 # set: `make demo` installs the runtime set once, `make test` adds the development set once.
+# The venv starts without pip (ensurepip alone was 3 s of a 7 s `make demo` install): the bootstrap
+# interpreter's pip puts uv into it (`pip --python`); pip is added to the venv only where that fails.
 $(VENV)/bin/python:
-	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PYTHON_BOOTSTRAP) -m venv --without-pip $(VENV)
+
+VENV_PIP = { $(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip --upgrade >/dev/null; }
 
 $(VENV)/.installed-uv: requirements-uv.txt | $(VENV)/bin/python
-	@command -v uv >/dev/null || $(PY) -m pip install --quiet -r requirements-uv.txt \
+	@command -v uv >/dev/null || $(PYTHON_BOOTSTRAP) -m pip --python $(PY) install --quiet -r requirements-uv.txt \
+		|| { $(VENV_PIP) && $(PY) -m pip install --quiet -r requirements-uv.txt; } \
 		|| echo "uv could not be installed: installing with pip"
 	touch $@
 
 INSTALL = uv=$$(command -v uv || echo $(VENV)/bin/uv); \
 	if [ -x "$$uv" ] && "$$uv" pip install --python $(PY) --quiet $(1); then :; \
-	else $(PY) -m pip install --quiet $(1); fi
+	else $(VENV_PIP) && $(PY) -m pip install --quiet $(1); fi
 
 $(VENV)/.installed-run: requirements.txt $(VENV)/.installed-uv
 	$(call INSTALL,-r requirements.txt)
