@@ -86,8 +86,9 @@ def run(timeout: float = 900) -> dict[str, Any]:
 
 
 def install_comparison(requirements: str = "requirements.txt", timeout: float = 1200) -> dict[str, Any]:
-    """``requirements`` installed into two new venvs in turn, by pip and the Makefile's way (uv,
-    bootstrapped by pip when it is not on ``PATH``): seconds each, same caches, same minute."""
+    """``requirements`` installed into two new venvs in turn, by pip and the Makefile's way (a venv
+    without pip; uv, when it is not on ``PATH``, put into it by this interpreter's pip): seconds each,
+    same caches, same minute."""
     python = shutil.which("python3.11") or shutil.which("python3") or "python3"
     pins = str(record.REPO / requirements)
     uv_pins = str(record.REPO / "requirements-uv.txt")
@@ -97,16 +98,20 @@ def install_comparison(requirements: str = "requirements.txt", timeout: float = 
         for way in ("pip", "uv"):
             venv = Path(home, way)
             started = time.monotonic()
-            subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=timeout)
-            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
             if way == "pip":
+                subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=timeout)
+                pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
                 subprocess.run([*pip, "-r", pins], check=True, capture_output=True, timeout=timeout)
             else:
+                venv_python = str(venv / "bin" / "python")
+                bare = [python, "-m", "venv", "--without-pip", str(venv)]
+                subprocess.run(bare, check=True, timeout=timeout)
                 uv = shutil.which("uv")
                 if uv is None:
+                    pip = [python, "-m", "pip", "--python", venv_python, "install", "--quiet"]
                     subprocess.run([*pip, "-r", uv_pins], check=True, capture_output=True, timeout=timeout)
                     uv = str(venv / "bin" / "uv")
-                command = [uv, "pip", "install", "--python", str(venv / "bin" / "python"), "--quiet"]
+                command = [uv, "pip", "install", "--python", venv_python, "--quiet"]
                 subprocess.run([*command, "-r", pins], check=True, capture_output=True, timeout=timeout)
             seconds[way] = round(time.monotonic() - started, 1)
     return {
