@@ -14,7 +14,7 @@ from typing import Any
 
 from scripts.stack.config import REPO, CeleryConfig, StackConfig
 from scripts.stack.launcher import LocalStack
-from scripts.stack.supervisor import free_port
+from scripts.stack.supervisor import free_port, free_ports
 
 BENCH_DAGS = REPO / "bench" / "dags"
 
@@ -60,14 +60,7 @@ class BenchCeleryConfig(_BenchEnv, CeleryConfig):
 def make_config(
     executor: str, home: Path, extra_env: dict[str, str] | None = None, storage_root: str | None = None
 ) -> StackConfig:
-    ports: dict[str, Any] = {
-        "api_port": free_port(),
-        "source_port": free_port(),
-        "smtp_port": free_port(),
-        "log_server_ports": (free_port(), free_port()),
-        "model_server_port": free_port(),
-        "storage_root": storage_root or str(home / "data"),
-    }
+    ports: dict[str, Any] = {**free_ports(), "storage_root": storage_root or str(home / "data")}
     if executor == "celery":
         return BenchCeleryConfig(
             home,

@@ -28,6 +28,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports() -> dict[str, int | tuple[int, int]]:
+    """A free port for every port a ``StackConfig`` listens on, by its keyword: a stack of the tests or
+    the benchmarks runs beside any other."""
+    return {
+        "api_port": free_port(),
+        "source_port": free_port(),
+        "smtp_port": free_port(),
+        "log_server_ports": (free_port(), free_port()),
+        "model_server_port": free_port(),
+    }
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

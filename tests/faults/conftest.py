@@ -13,7 +13,7 @@ import pytest
 
 from scripts.stack.config import StackConfig
 from scripts.stack.launcher import LocalStack
-from scripts.stack.supervisor import free_port
+from scripts.stack.supervisor import free_ports
 from tests.processes import leftover_processes, stack_sessions
 from tests.sabotage import Saboteur
 
@@ -25,10 +25,7 @@ def deployment(tmp_path_factory) -> Iterator[tuple[LocalStack, Saboteur]]:
     home = tmp_path_factory.mktemp("faults")
     root = home / "sandbox" / "data"
     root.mkdir(parents=True)
-    ports = {name: free_port() for name in ("api_port", "source_port", "smtp_port", "model_server_port")}
-    stack = LocalStack(
-        StackConfig(home, **ports, log_server_ports=(free_port(), free_port()), storage_root=str(root))
-    )
+    stack = LocalStack(StackConfig(home, **free_ports(), storage_root=str(root)))
     stack.start(timeout=300)
     # Two good Iris models tie or differ by a row on 30 held-out rows: let every passing candidate in.
     stack.rest.set_variable("deploy_margin", "1")

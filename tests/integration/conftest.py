@@ -13,7 +13,7 @@ import pytest
 
 from scripts.stack.config import REPO, StackConfig
 from scripts.stack.launcher import LocalStack
-from scripts.stack.supervisor import free_port
+from scripts.stack.supervisor import free_ports
 from tests.integration.chain import variables_changed
 from tests.processes import leftover_processes, stack_sessions
 
@@ -24,11 +24,7 @@ def stack(tmp_path_factory) -> LocalStack:
     stack = LocalStack(
         StackConfig(
             home,
-            api_port=free_port(),
-            source_port=free_port(),
-            smtp_port=free_port(),
-            log_server_ports=(free_port(), free_port()),
-            model_server_port=free_port(),
+            **free_ports(),
             storage_root=str(home / "data"),
         )
     )

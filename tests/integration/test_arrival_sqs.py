@@ -17,7 +17,7 @@ import pytest
 from scripts.publish import make_batch
 from scripts.stack.config import StackConfig
 from scripts.stack.launcher import LocalStack
-from scripts.stack.supervisor import free_port
+from scripts.stack.supervisor import free_ports
 from tests.integration.chain import events_since, task_states
 from tests.processes import leftover_processes, stack_sessions
 from tests.s3 import S3Endpoint, client, moto_server, notify_queue, queued, s3_environment
@@ -42,11 +42,7 @@ def stack(tmp_path_factory, s3: S3Endpoint) -> Iterator[LocalStack]:
     stack = LocalStack(
         StackConfig(
             home,
-            api_port=free_port(),
-            source_port=free_port(),
-            smtp_port=free_port(),
-            log_server_ports=(free_port(), free_port()),
-            model_server_port=free_port(),
+            **free_ports(),
             storage_root=str(home / "data"),
         )
     )

@@ -11,7 +11,7 @@ import pytest
 
 from scripts.stack.config import StackConfig
 from scripts.stack.launcher import LocalStack
-from scripts.stack.supervisor import free_port
+from scripts.stack.supervisor import free_ports
 from tests.processes import leftover_processes, stack_sessions
 
 
@@ -21,13 +21,7 @@ class OwnDataStack:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.ports = {
-            "api_port": free_port(),
-            "source_port": free_port(),
-            "smtp_port": free_port(),
-            "log_server_ports": (free_port(), free_port()),
-            "model_server_port": free_port(),
-        }
+        self.ports = free_ports()
         self.current: LocalStack | None = None
         self.sessions: set[int] = set()
 

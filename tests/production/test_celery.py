@@ -28,7 +28,7 @@ from include import layout, registry, storage
 from scripts.publish import iris_frame
 from scripts.stack.config import REPO, CeleryConfig
 from scripts.stack.launcher import LocalStack
-from scripts.stack.supervisor import free_port
+from scripts.stack.supervisor import free_port, free_ports
 from tests.integration.chain import (
     events_of_run,
     events_since,
@@ -64,12 +64,8 @@ def celery_stack(tmp_path_factory, s3: S3Endpoint) -> Iterator[LocalStack]:
         home,
         database=f"mlpipe_test_{uuid.uuid4().hex[:8]}",
         redis_db=random.randint(1, 15),  # not the broker database of a `make up-celery` stack
-        api_port=free_port(),
-        source_port=free_port(),
-        smtp_port=free_port(),
-        log_server_ports=(free_port(), free_port()),
         flower_port=free_port(),
-        model_server_port=free_port(),
+        **free_ports(),
         storage_root=f"s3://{BUCKET}/pipeline",
     )
     stack = LocalStack(config)

@@ -12,7 +12,7 @@ import pytest
 
 from scripts.stack.config import StackConfig
 from scripts.stack.launcher import LocalStack
-from scripts.stack.supervisor import free_port
+from scripts.stack.supervisor import free_ports
 from tests.processes import leftover_processes, stack_sessions
 
 AFTER_INGEST = ("etl", "train_validate", "deploy", "monitor")
@@ -24,11 +24,7 @@ def watcher_stack(tmp_path_factory) -> Iterator[LocalStack]:
     stack = LocalStack(
         StackConfig(
             home,
-            api_port=free_port(),
-            source_port=free_port(),
-            smtp_port=free_port(),
-            log_server_ports=(free_port(), free_port()),
-            model_server_port=free_port(),
+            **free_ports(),
             storage_root=str(home / "data"),
             arrival="watcher",
         )
