@@ -2,9 +2,10 @@
 ### ingest: land new data from the source as immutable raw Parquet batches
 
 Always waiting (`@continuous`, one active run). `wait_for_new_data` defers to the triggerer, which
-watches the `crawl_url` Variable: a single http(s) URL (conditional GETs; fires for content never
-received before, in any earlier version) or a drop folder (any other fsspec URL; fires with every
-settled file not yet received). Both check the ledger of what was received (`ledger/` under the
+watches the sources the `crawl_url` Variable names (one, or a JSON list of several, watched side by
+side): a single http(s) URL (conditional GETs; fires for content never received before, in any earlier
+version) or a drop folder (any other fsspec URL; fires with every settled file not yet received). Both
+check the ledger of what was received (`ledger/` under the
 storage root). `land_batch` reads each new item within the `crawl_*` limits and lands it once, oldest
 first, as `raw/batches/<batch_id>.parquet`; `publish_batches` publishes one `raw_batches` event listing
 the batches landed (ids, row counts, sha256s, sources), or none when nothing new landed. Content that
@@ -41,20 +42,11 @@ WATCHED = arrival_mode() == WATCHER
     **stage_dag_args("ingest", retries=2),
 )
 def ingest():
-    @task
-    def last_seen_fingerprint() -> dict | None:
-        """The validators last seen at a single-URL source, for the sensor's conditional GETs."""
-        from include.config import storage_root
-        from include.ingest import known_fingerprint
-
-        return known_fingerprint(storage_root(), setting("crawl_url"))
-
     if WATCHED:
         arrival = watched_arrival()
     else:
         arrival = NewDataSensor(
             task_id="wait_for_new_data",
-            known_fingerprint=last_seen_fingerprint(),
             poll_interval=1,  # a conditional GET (or a listing) per second; detection waits 0.5 s on average
             timeout=timedelta(days=1),
             soft_fail=True,  # a day without new data is not a failure: the next run waits again

@@ -196,9 +196,3 @@ def announcement(landed: list[dict]) -> dict:
             {key: manifest[key] for key in ("batch_id", "rows", "sha256", "source")} for manifest in landed
         ],
     }
-
-
-def known_fingerprint(root: str, source_url: str) -> dict | None:
-    """What a single-URL watcher sends in its conditional GETs: the validators last seen at
-    ``source_url`` (None for a drop folder, or before anything was seen there)."""
-    return None if sources.is_folder(source_url) else ledger.source_fingerprint(root, source_url)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import json
 import os
 import posixpath
 import ssl
@@ -32,6 +33,8 @@ import fsspec
 import httpx
 from fsspec.implementations.local import LocalFileSystem
 
+from include.errors import ConfigurationError
+
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)  # not httpx's is_redirect: that is every 3xx, 304 included
 IGNORED_PREFIXES = (".", "_")
@@ -40,6 +43,32 @@ COPY_BLOCK_BYTES = 1 << 20
 
 class DownloadError(RuntimeError):
     """The source could not be read: HTTP error, timeout, refused redirect, or content over the limit."""
+
+
+class SourcesError(ConfigurationError):
+    """A ``crawl_url`` value that names no source, or names one twice."""
+
+
+def watched_urls(value: str) -> list[str]:
+    """The sources a ``crawl_url`` value names: one URL, or a JSON list of URLs (several sources
+    watched at once, e.g. ``["file:///srv/drop/", "https://example.com/feed.csv"]``)."""
+    text = value.strip()
+    if not text.startswith("["):
+        if not text:
+            raise SourcesError("crawl_url is empty: set it to a URL or a JSON list of URLs")
+        return [text]
+    try:
+        urls = json.loads(text)
+    except ValueError as exc:
+        raise SourcesError(
+            f"crawl_url {value[:200]!r} starts with '[' but is not a JSON list: {exc}"
+        ) from None
+    if not urls or not all(isinstance(url, str) and url.strip() for url in urls):
+        raise SourcesError(f"crawl_url {value[:200]!r} must list one URL or more, each a non-empty string")
+    urls = [url.strip() for url in urls]
+    if twice := sorted({url for url in urls if urls.count(url) > 1}):
+        raise SourcesError(f"crawl_url names {', '.join(twice)} more than once")
+    return urls
 
 
 def is_folder(url: str) -> bool:

@@ -8,12 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, Context, XComArg
+from airflow.triggers.base import BaseTrigger
 
-from include import s3_events, source_health
+from include import ledger, s3_events, source_health
 from include.config import storage_root
-from include.sources import is_folder
+from include.errors import ConfigurationError
+from include.sources import is_folder, watched_urls
 from mlpipe.settings import setting
-from mlpipe.triggers import NewDataTrigger, NewFilesTrigger, NotifiedFilesTrigger
+from mlpipe.triggers import NewDataTrigger, NewFilesTrigger, NotifiedFilesTrigger, SourcesTrigger
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,10 @@ class NewDataSensor(BaseSensorOperator):
     :class:`~mlpipe.triggers.NewFilesTrigger` for a drop folder (any other fsspec URL), or
     :class:`~mlpipe.triggers.NotifiedFilesTrigger` for an ``s3://`` one when the setting
     ``crawl_notification_queue`` names the SQS queue its bucket notifies (any other source with a
-    queue set is a ``ConfigurationError``). All check the ledger under the storage root. It returns the
+    queue set is a ``ConfigurationError``). All check the ledger under the storage root; an http(s)
+    URL's trigger sends the validators the ledger last saw there in conditional GETs. When ``crawl_url``
+    lists several sources, :class:`~mlpipe.triggers.SourcesTrigger` watches them all at once, each with
+    its own trigger, and fires with the first source that has something. The sensor returns the
     trigger's event, ``{"url", "items"}`` (and ``source_changed`` when the ``crawl_url`` Variable
     changed meanwhile), for the landing task.
 
@@ -43,9 +48,8 @@ class NewDataSensor(BaseSensorOperator):
     source without alerting again; the first that reaches it ends the outage and returns the event with
     ``recovered`` (the outage), for the "recovered" mail.
 
-    :param known_fingerprint: validators last seen at a single URL, for conditional GETs (templated;
-        an XComArg resolves to the dict).
-    :param url: the source to watch; ``None``: the setting ``crawl_url``, re-read at every poll. (templated)
+    :param url: the source(s) to watch, as ``crawl_url`` names them; ``None``: the setting ``crawl_url``,
+        re-read at every poll. (templated)
     :param poll_interval: seconds between polls on the triggerer.
     :param request_timeout: seconds one poll may take; ``None``: the setting ``crawl_timeout_seconds``,
         the limit the download itself has.
@@ -53,12 +57,11 @@ class NewDataSensor(BaseSensorOperator):
         limit the download itself has.
     """
 
-    template_fields: Sequence[str] = ("known_fingerprint", "url")
+    template_fields: Sequence[str] = ("url",)
 
     def __init__(
         self,
         *,
-        known_fingerprint: dict[str, Any] | None = None,
         url: str | None = None,
         poll_interval: float = 5.0,
         request_timeout: float | None = None,
@@ -66,40 +69,57 @@ class NewDataSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poll_interval, **kwargs)
-        self.known_fingerprint = known_fingerprint
         self.url = url
         self.poll_interval = poll_interval
         self.request_timeout = request_timeout
         self.max_bytes = max_bytes
 
     def execute(self, context: Context) -> None:
-        url, root = self.url or setting("crawl_url"), storage_root()
+        urls, root = watched_urls(self.url or setting("crawl_url")), storage_root()
+        variable = None if self.url else "crawl_url"
+        queue = setting("crawl_notification_queue")
+        if queue and len(urls) > 1:
+            raise ConfigurationError(
+                f"crawl_notification_queue is set ({queue}) but crawl_url lists {len(urls)} sources: "
+                "notifications feed one s3:// drop folder; name only that folder, or empty the queue"
+            )
+        pollers = [self._poller(url, root, queue, variable if len(urls) == 1 else None) for url in urls]
+        if len(pollers) == 1:
+            trigger = pollers[0]
+        else:
+            trigger = SourcesTrigger(
+                watches=[poller.serialize() for poller in pollers],
+                source_variable=variable,
+                poll_interval=self.poll_interval,
+            )
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+
+    def _poller(self, url: str, root: str, queue: str, variable: str | None) -> BaseTrigger:
+        """The trigger that watches the one source ``url``."""
         common = {
             "url": url,
             "storage_root": root,
             "poll_interval": self.poll_interval,
             "max_bytes": self.max_bytes or setting("crawl_max_bytes"),
-            "source_variable": None if self.url else "crawl_url",
+            "source_variable": variable,
             "alert_after": setting("source_alert_after_seconds"),
             "max_backoff": setting("source_max_backoff_seconds"),
             "outage": source_health.outage(root, url),
         }
         if common["outage"]:
             self.log.warning("%s; waiting for it to answer again", source_health.describe(common["outage"]))
-        if queue := setting("crawl_notification_queue"):
+        if queue:
             s3_events.check_source(url, queue)
-            trigger = NotifiedFilesTrigger(
+            return NotifiedFilesTrigger(
                 **common, full_listing_every=setting("crawl_full_listing_seconds"), queue_url=queue
             )
-        elif is_folder(url):
-            trigger = NewFilesTrigger(**common, full_listing_every=setting("crawl_full_listing_seconds"))
-        else:
-            trigger = NewDataTrigger(
-                **common,
-                known_fingerprint=self.known_fingerprint,
-                request_timeout=self.request_timeout or setting("crawl_timeout_seconds"),
-            )
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+        if is_folder(url):
+            return NewFilesTrigger(**common, full_listing_every=setting("crawl_full_listing_seconds"))
+        return NewDataTrigger(
+            **common,
+            known_fingerprint=ledger.source_fingerprint(root, url),
+            request_timeout=self.request_timeout or setting("crawl_timeout_seconds"),
+        )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         if failing := event.get("source_failing"):

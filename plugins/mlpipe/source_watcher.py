@@ -23,7 +23,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from include import ledger, source_health, sources
-from mlpipe.triggers import NewDataTrigger, NewFilesTrigger
+from mlpipe.triggers import NewDataTrigger, NewFilesTrigger, first_event
 
 SETTINGS_READ = (
     "crawl_max_bytes",
@@ -55,9 +55,14 @@ class _AnnouncingUrl(_Announcing, NewDataTrigger):
     pass
 
 
+_Poller = _AnnouncingFiles | _AnnouncingUrl
+
+
 class SourceWatcher(BaseEventTrigger):
     """
-    Watch the source the Variable ``source_variable`` names and fire once per new item, for ever.
+    Watch the sources the Variable ``source_variable`` names (one, or a JSON list of several: a poller
+    each, run side by side by :func:`~mlpipe.triggers.first_event`, the Variable read once per poll
+    interval for all of them) and fire once per new item, for ever.
 
     Unlike the sensor's triggers, it does not end at its first event: it keeps polling, and remembers
     what it announced, so an item is announced once while its ``ingest`` run lands it (the run then
@@ -72,7 +77,7 @@ class SourceWatcher(BaseEventTrigger):
     ``{"url", "items", "recovered"}`` at the first poll that answers after an outage.
 
     :param storage_root: where the ledger and the outage records are.
-    :param source_variable: the Variable naming the source (an http(s) URL or a drop folder).
+    :param source_variable: the Variable naming the sources (http(s) URLs or drop folders).
     :param poll_interval: seconds between polls.
     :param refresh_every: seconds between two readings of the settings (and of what was announced).
     """
@@ -90,14 +95,14 @@ class SourceWatcher(BaseEventTrigger):
         self.source_variable = source_variable
         self.poll_interval = poll_interval
         self.refresh_every = refresh_every
-        self.watching: NewDataTrigger | NewFilesTrigger | None = None
+        self.watching: list[_Poller] = []  # a poller per source
         self._announced: set[str] = set()
         self._earlier_polls = 0  # made by the pollers replaced at a refresh or a new crawl_url
 
     @property
     def polls(self) -> int:
-        """Polls made since the watch started."""
-        return self._earlier_polls + (self.watching.polls if self.watching else 0)
+        """Polls made since the watch started, of every source."""
+        return self._earlier_polls + sum(poller.polls for poller in self.watching)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -111,14 +116,18 @@ class SourceWatcher(BaseEventTrigger):
         )
 
     def _settings(self) -> dict[str, Any]:
-        """The source and the settings it is polled with (blocking: Variables through the supervisor)."""
+        """The sources and the settings they are polled with (blocking: Variables through the
+        supervisor)."""
         from mlpipe.settings import setting
 
-        return {"url": setting(self.source_variable), **{name: setting(name) for name in SETTINGS_READ}}
+        return {
+            "urls": sources.watched_urls(setting(self.source_variable)),
+            **{name: setting(name) for name in SETTINGS_READ},
+        }
 
-    async def _watch(self) -> NewDataTrigger | NewFilesTrigger:
-        """A poller of the current source with the current settings, carrying over the outage being
-        reported from the one it replaces when the source is the same."""
+    async def _watch(self) -> list[_Poller]:
+        """A poller of each current source with the current settings, each carrying over the outage
+        being reported from the poller it replaces."""
         while True:
             try:
                 values = await asyncio.to_thread(self._settings)
@@ -126,31 +135,34 @@ class SourceWatcher(BaseEventTrigger):
             except Exception as exc:  # a bad Variable must not end the watch: it is fixed in the UI
                 self.log.error("Cannot read the settings (%s); retrying in %s s", exc, SETTINGS_RETRY_SECONDS)
                 await asyncio.sleep(SETTINGS_RETRY_SECONDS)
-        url, root, previous = values["url"], self.storage_root, self.watching
-        if previous is not None and previous.url == url:
-            outage = previous.outage
-        else:
-            outage = await asyncio.to_thread(source_health.outage, root, url)
+        previous = {poller.url: poller for poller in self.watching}
+        return [await self._poller(url, values, previous.get(url)) for url in values["urls"]]
+
+    async def _poller(self, url: str, values: dict[str, Any], previous: _Poller | None) -> _Poller:
+        root = self.storage_root
+        outage = previous.outage if previous else await asyncio.to_thread(source_health.outage, root, url)
         common = {
             "url": url,
             "storage_root": root,
             "poll_interval": self.poll_interval,
             "max_bytes": values["crawl_max_bytes"],
-            "source_variable": self.source_variable,
+            "source_variable": None,  # read once for all the sources, by first_event
             "alert_after": values["source_alert_after_seconds"],
             "max_backoff": values["source_max_backoff_seconds"],
             "outage": outage,
         }
         if sources.is_folder(url):
-            watching = _AnnouncingFiles(**common, full_listing_every=values["crawl_full_listing_seconds"])
+            poller = _AnnouncingFiles(**common, full_listing_every=values["crawl_full_listing_seconds"])
         else:
-            watching = _AnnouncingUrl(
+            poller = _AnnouncingUrl(
                 **common,
                 known_fingerprint=await asyncio.to_thread(ledger.source_fingerprint, root, url),
                 request_timeout=values["crawl_timeout_seconds"],
             )
-        watching.announced = self._announced
-        return watching
+        poller.announced = self._announced
+        if previous is not None:  # keep its pace: a source backing off is not polled at once
+            poller._next_poll_at = previous._next_poll_at
+        return poller
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         while True:
@@ -159,52 +171,42 @@ class SourceWatcher(BaseEventTrigger):
             self.watching = await self._watch()
             self.log.info(
                 "Watching %s (the Variable %s) for data not yet received",
-                self.watching.url,
+                [poller.url for poller in self.watching],
                 self.source_variable,
             )
             refresh_at = time.monotonic() + self.refresh_every
             while (left := refresh_at - time.monotonic()) > 0:
                 try:
                     async with asyncio.timeout(left):
-                        payload = await self._next_payload()
+                        poller, event = await first_event(
+                            self.watching,
+                            source_variable=self.source_variable,
+                            check_every=self.poll_interval,
+                        )
                 except TimeoutError:  # nothing new until the refresh: read the settings again
                     break
-                if payload.get("source_changed"):
-                    self.log.info("%s now names %s", self.source_variable, payload["source_changed"])
+                if poller is None:
+                    self.log.info("%s now names %s", self.source_variable, event.payload["source_changed"])
                     break
-                if event := self._announce(payload):
-                    yield event
-                # The poller fired right after a poll: wait as it would have before the next one.
-                failures = self.watching.failures if payload.get("source_failing") else 0
-                await asyncio.sleep(
-                    source_health.backoff(self.poll_interval, failures, self.watching.max_backoff)
-                )
+                if announced := self._announce(poller, event.payload):
+                    yield announced
 
-    async def _next_payload(self) -> dict[str, Any]:
-        """The next event of the current poller: its loop (polls, backoff, outage) runs until it fires."""
-        generator = self.watching.run()
-        try:
-            event = await anext(generator)
-        finally:
-            await generator.aclose()
-        return event.payload
-
-    def _announce(self, payload: dict[str, Any]) -> TriggerEvent | None:
-        """The event to fire for ``payload`` (None if it lists only items announced already), and the
-        poller's state moved past it: the outage being reported, the fingerprint last announced."""
-        watching = self.watching
+    def _announce(self, poller: _Poller, payload: dict[str, Any]) -> TriggerEvent | None:
+        """The event to fire for ``payload`` from ``poller`` (None if it lists only items announced
+        already), and the poller's state moved past it: the outage being reported, the fingerprint
+        last announced."""
         if failing := payload.get("source_failing"):
-            watching.outage = failing
+            poller.outage = failing
             return TriggerEvent(payload)
         if payload.get("recovered"):
-            watching.outage = None
+            poller.outage = None
         fresh = [
             i for i in payload["items"] if ledger.item_key(i["url"], i["validators"]) not in self._announced
         ]
         payload = {**payload, "items": fresh}
-        if isinstance(watching, NewDataTrigger) and fresh:
+        if isinstance(poller, NewDataTrigger) and fresh:
             # Conditional GETs from now on: the content is announced, and its run records it.
-            watching.known_fingerprint = {**fresh[-1]["validators"], "sha256": fresh[-1]["sha256"]}
+            poller.known_fingerprint = {**fresh[-1]["validators"], "sha256": fresh[-1]["sha256"]}
         if not fresh and not payload.get("recovered"):
             return None
         self._announced |= {ledger.item_key(i["url"], i["validators"]) for i in fresh}

@@ -5,7 +5,8 @@ Both poll asynchronously (HTTP with httpx, listings and the ledger with fsspec i
 sensor holds no worker slot. Both fire with ``{"url", "items": [{"url", "validators", ...}]}``, the items
 still to be received. With ``source_variable`` set, both also fire (with no items and ``source_changed``)
 once that Variable names another source, so a new ``crawl_url`` takes effect at the next poll instead of
-when the old source next changes.
+when the old source next changes. :class:`SourcesTrigger` watches several sources at once (``crawl_url``
+a JSON list), one trigger of the two kinds per source, and fires with the first event of any.
 
 A poll that raises anything is a failure: logged, counted, and followed by a longer wait
 (``include.source_health.backoff``: doubling up to ``max_backoff``). After ``alert_after`` seconds of
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import time
 from abc import abstractmethod
@@ -63,6 +65,7 @@ class _SourceTrigger(BaseTrigger):
         self.failures = 0  # failed polls in a row
         self._failing_since: tuple[float, str] | None = None  # (monotonic, ISO time) of the first
         self._last_error = ""
+        self._next_poll_at = 0.0  # monotonic time of the next poll
 
     def _kwargs(self) -> dict[str, Any]:
         return {
@@ -84,17 +87,8 @@ class _SourceTrigger(BaseTrigger):
         """The items at the source not received yet (an empty list when there are none)."""
 
     async def _moved_to(self) -> str | None:
-        """The source ``source_variable`` names now, if it is not ``url`` any more."""
-        if not self.source_variable:
-            return None
-        from airflow.sdk import Variable
-
-        try:
-            current = await asyncio.to_thread(Variable.get, self.source_variable, None)
-        except Exception as exc:  # the check is a convenience: never let it stop the watching
-            self.log.warning("Could not read Variable %s: %r", self.source_variable, exc)
-            return None
-        return current if current and current != self.url else None
+        """What ``source_variable`` names now, if it is not ``url`` any more."""
+        return await _source_moved(self, self.source_variable, [self.url])
 
     def _failed(self, exc: Exception) -> None:
         """Count and log a failed poll."""
@@ -137,6 +131,8 @@ class _SourceTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         self.log.info("Watching %s for data not yet received", self.url)
         while True:
+            # A loop started again (SourcesTrigger, SourceWatcher) keeps the pace of the one before.
+            await asyncio.sleep(max(0.0, self._next_poll_at - time.monotonic()))
             if moved := await self._moved_to():
                 self.log.info("%s now names %s instead of %s", self.source_variable, moved, self.url)
                 yield TriggerEvent({"url": self.url, "items": [], "source_changed": moved})
@@ -146,14 +142,15 @@ class _SourceTrigger(BaseTrigger):
                 items = await self._poll()
             except Exception as exc:  # anything a poll raises is a failure, never the end of the watch
                 self._failed(exc)
+                self._next_poll_at = time.monotonic() + source_health.backoff(
+                    self.poll_interval, self.failures, self.max_backoff
+                )
                 if failing := self._failing():
                     self.log.error("%s; reporting it", source_health.describe(failing))
                     yield TriggerEvent({"url": self.url, "items": [], "source_failing": failing})
                     return
-                await asyncio.sleep(
-                    source_health.backoff(self.poll_interval, self.failures, self.max_backoff)
-                )
                 continue
+            self._next_poll_at = time.monotonic() + self.poll_interval
             if self.failures:
                 self.log.info("%s answers again after %s failed polls", self.url, self.failures)
                 self.failures, self._failing_since = 0, None
@@ -165,7 +162,117 @@ class _SourceTrigger(BaseTrigger):
                 self.log.info("New at %s: %s", self.url, [item["url"] for item in items])
                 yield TriggerEvent({"url": self.url, "items": items})
                 return
-            await asyncio.sleep(self.poll_interval)
+
+
+async def _source_moved(trigger: BaseTrigger, variable: str | None, watched: list[str]) -> str | None:
+    """The value of the Variable ``variable`` (None: no check) if it names sources other than
+    ``watched``; None while it names them (or cannot be read: the check is a convenience and never
+    stops the watching)."""
+    if not variable:
+        return None
+    from airflow.sdk import Variable
+
+    try:
+        current = await asyncio.to_thread(Variable.get, variable, None)
+        return current if current and sources.watched_urls(current) != watched else None
+    except Exception as exc:
+        trigger.log.warning("Could not read Variable %s: %r", variable, exc)
+        return None
+
+
+async def first_event(
+    pollers: list[_SourceTrigger], *, source_variable: str | None = None, check_every: float = 1.0
+) -> tuple[_SourceTrigger | None, TriggerEvent]:
+    """Run the loops of ``pollers`` (each watching one source) side by side until one of them fires;
+    that poller and its event. The others are stopped: what they had found they find again at their
+    next poll (a poller keeps its state and pace between two loops), since only the landing records
+    anything. With ``source_variable``, that Variable is also read every ``check_every`` seconds (once
+    for all the sources), and once it names other sources the result is ``(None, {"url", "items": [],
+    "source_changed"})``."""
+
+    async def next_event(poller: _SourceTrigger) -> TriggerEvent:
+        generator = poller.run()
+        try:
+            return await anext(generator)
+        finally:
+            await generator.aclose()
+
+    async def changed() -> TriggerEvent:
+        urls = [poller.url for poller in pollers]
+        while not (moved := await _source_moved(pollers[0], source_variable, urls)):
+            await asyncio.sleep(check_every)
+        pollers[0].log.info("%s now names %s instead of %s", source_variable, moved, urls)
+        url = urls[0] if len(urls) == 1 else json.dumps(urls)
+        return TriggerEvent({"url": url, "items": [], "source_changed": moved})
+
+    running = [asyncio.create_task(next_event(poller)) for poller in pollers]
+    if source_variable:
+        running.append(asyncio.create_task(changed()))
+    try:
+        done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        index = next(n for n, task in enumerate(running) if task in done)
+        return (pollers[index] if index < len(pollers) else None), running[index].result()
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+class SourcesTrigger(BaseTrigger):
+    """
+    Watch several sources at once (``crawl_url`` listing more than one), each with its own trigger
+    (``watches``: the serialized :class:`NewDataTrigger` / :class:`NewFilesTrigger` of each source), and
+    fire with the first event any of them fires: ``{"url", "items"}`` of that source, or its
+    ``source_failing`` / ``recovered``. The others stop; the next ``ingest`` run watches them again, so
+    what they had seen is offered then. Each source keeps its own poll interval, backoff, outage and
+    ledger checks, and its polls run side by side on the triggerer's event loop, so a slow or failing
+    source does not delay the others. The Variable ``source_variable`` is read once per
+    ``poll_interval`` for all of them; when it names other sources the trigger fires with no items and
+    ``source_changed``.
+
+    :param watches: ``(classpath, kwargs)`` of each source's trigger, as its ``serialize()`` gives it.
+    :param source_variable: the Variable naming the sources; None: no check.
+    :param poll_interval: seconds between two readings of ``source_variable``.
+    """
+
+    def __init__(
+        self,
+        *,
+        watches: list[tuple[str, dict[str, Any]]],
+        source_variable: str | None = None,
+        poll_interval: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.watches = [(path, dict(kwargs)) for path, kwargs in watches]
+        self.source_variable = source_variable
+        self.poll_interval = poll_interval
+        self.pollers: list[_SourceTrigger] = [_TRIGGERS[path](**kwargs) for path, kwargs in self.watches]
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "watches": self.watches,
+                "source_variable": self.source_variable,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    @property
+    def urls(self) -> list[str]:
+        return [poller.url for poller in self.pollers]
+
+    @property
+    def polls(self) -> int:
+        """Polls made so far, of every source."""
+        return sum(poller.polls for poller in self.pollers)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        self.log.info("Watching %s sources for data not yet received: %s", len(self.urls), self.urls)
+        _, event = await first_event(
+            self.pollers, source_variable=self.source_variable, check_every=self.poll_interval
+        )
+        yield event
 
 
 def _now() -> str:
@@ -494,3 +601,8 @@ def _urls(items: list[sources.FileItem]) -> set[str]:
 
 def _offered(items: list[sources.FileItem]) -> list[dict[str, Any]]:
     return [{"url": item.url, "validators": item.validators} for item in items[:MAX_FILES_PER_EVENT]]
+
+
+_TRIGGERS: dict[str, type[_SourceTrigger]] = {
+    f"{cls.__module__}.{cls.__qualname__}": cls for cls in (NewDataTrigger, NewFilesTrigger)
+}

@@ -20,7 +20,7 @@ HEAVY_MODULES = {"pandas", "numpy", "sklearn", "pyarrow", "joblib", "scipy"}
 # The task each stage starts with; every other task must wait for something (a task with no upstream
 # would run at once, before the decisions it depends on).
 FIRST_TASK = {
-    "ingest": "last_seen_fingerprint",
+    "ingest": "wait_for_new_data",
     "etl": "validate_batches",
     "train_validate": "train",
     "deploy": "compare_with_production",

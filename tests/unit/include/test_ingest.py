@@ -22,7 +22,7 @@ import pytest
 
 from include import batches, csv_to_parquet, layout, ledger, storage
 from include.batches import CheckFailure
-from include.ingest import Received, announcement, known_fingerprint, land, land_arrival, receive
+from include.ingest import Received, announcement, land, land_arrival, receive
 from include.sources import DownloadError, Fetched, download, fetch_within
 from tests.http_servers import send_body, serving, stall_until_hang_up
 from tests.received import received as received_file
@@ -331,7 +331,7 @@ def test_land_writes_parquet_manifest_and_ledger(root, tmp_path, content, receiv
     assert batches.list_raw_batches(root) == [batch_id]
     assert ledger.content(root, sha)["outcome"] == "landed"
     assert ledger.item(root, SOURCE_URL, batch.validators)["batch_id"] == batch_id
-    assert known_fingerprint(root, SOURCE_URL) == {
+    assert ledger.source_fingerprint(root, SOURCE_URL) == {
         "etag": '"abc"',
         "last_modified": batch.validators["last_modified"],
         "sha256": sha,
@@ -503,9 +503,8 @@ def test_land_arrival_lands_each_file_of_a_folder_once_in_order(root, tmp_path, 
     assert [b["source"]["url"] for b in event["batches"]] == [item["url"] for item in items[:3]]
 
 
-def test_known_fingerprint_is_nothing_for_a_folder_and_none_before_the_first(root):
-    assert known_fingerprint(root, SOURCE_URL) is None
-    assert known_fingerprint(root, "file:///srv/drop/") is None
+def test_no_source_fingerprint_before_the_first_content(root):
+    assert ledger.source_fingerprint(root, SOURCE_URL) is None
 
 
 # --- receive: the local copy ---------------------------------------------------------------------

@@ -110,3 +110,26 @@ def test_an_outage_fails_the_sensor_once_and_the_next_answer_ends_it(load_dag, m
     assert event["recovered"]["since"] == outage["since"]
     assert event["items"][0]["sha256"] == hashlib.sha256(CONTENT).hexdigest()
     assert source_health.outage(str(root), server.url) is None, "the answer ends the outage"
+
+
+def test_several_sources_fire_with_the_one_that_has_something_new(run_sensor, tmp_path: Path):
+    """``crawl_url`` a JSON list: a quiet URL beside a drop folder; the folder's file is the event."""
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "iris.csv").write_bytes(CONTENT)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.csv").write_bytes(CONTENT)
+    with data_source(tmp_path / "served") as source:
+        root = str(tmp_path / "data")
+        # The URL's content was received before, so only the folder has something new.
+        from include import ledger
+
+        ledger.remember_source(
+            root,
+            source.url("iris.csv"),
+            {"etag": None, "last_modified": None},
+            hashlib.sha256(CONTENT).hexdigest(),
+        )
+        event = run_sensor(json.dumps([source.url("iris.csv"), drop.as_uri() + "/"]))
+    assert event["url"] == drop.as_uri() + "/"
+    assert [Path(item["url"]).name for item in event["items"]] == ["a.csv"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator
 from http.server import BaseHTTPRequestHandler
@@ -196,7 +197,7 @@ def test_settings_come_from_the_variables_on_the_triggerer(drop, root, variables
 
     async def steps(watching: Watching) -> None:
         await watching.quiet(polls=4)
-        assert trigger.watching.max_bytes == 10
+        assert [poller.max_bytes for poller in trigger.watching] == [10]
 
     scenario(trigger, steps)
 
@@ -251,7 +252,7 @@ def test_an_outage_recorded_by_an_earlier_run_is_not_reported_again_after_a_rest
 
         async def steps(watching: Watching) -> None:
             await watching.quiet(polls=6)
-            assert trigger.watching.outage["since"] == "2026-12-01T00:00:00+00:00"
+            assert [poller.outage["since"] for poller in trigger.watching] == ["2026-12-01T00:00:00+00:00"]
 
         scenario(trigger, steps)
 
@@ -272,7 +273,7 @@ def test_a_bad_setting_stops_nothing_but_the_polls_until_it_is_fixed(drop, root,
         watching.pending = asyncio.ensure_future(anext(watching.events))
         while reads.count("crawl_max_bytes") < 3:  # read again and again, nothing polled meanwhile
             assert not watching.pending.done()
-            assert trigger.watching is None
+            assert trigger.watching == []
             await asyncio.sleep(0.01)
         variables["crawl_max_bytes"] = "1000"
         event = await watching.next()
@@ -292,3 +293,32 @@ def test_a_file_dropped_before_the_watch_started_is_announced(drop, root):
         assert [i["url"].rsplit("/", 1)[1] for i in event["items"]] == ["while-down.csv"]
 
     scenario(trigger, steps)
+
+
+def test_several_sources_are_watched_side_by_side_and_a_failing_one_holds_none_back(
+    tmp_path, root, variables
+):
+    """``crawl_url`` lists two folders and a URL that answers 500: each folder's file is announced
+    once, by an event naming its folder, and the failing URL's outage once, beside them."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    with serving(always_500, name="data.csv") as server:
+        variables |= {
+            "crawl_url": json.dumps([a.as_uri() + "/", b.as_uri() + "/", server.url]),
+            "source_alert_after_seconds": "0.3",
+            "source_max_backoff_seconds": "0.05",
+        }
+        (a / "1.csv").write_text("x\n1\n")
+        (b / "2.csv").write_text("x\n2\n")
+        trigger = SourceWatcher(storage_root=root, **FAST)
+
+        async def steps(watching: Watching) -> None:
+            events = [await watching.next() for _ in range(3)]
+            by_source = {event["url"]: event for event in events}
+            assert [i["url"] for i in by_source[a.as_uri() + "/"]["items"]] == [(a / "1.csv").as_uri()]
+            assert [i["url"] for i in by_source[b.as_uri() + "/"]["items"]] == [(b / "2.csv").as_uri()]
+            assert by_source[server.url]["source_failing"]["url"] == server.url
+            await watching.quiet(polls=20)  # nothing announced twice, the outage not reported again
+
+        scenario(trigger, steps)

@@ -1,5 +1,6 @@
 """The source triggers: NewDataTrigger against real local HTTP servers (with validators, without, failing,
-slow, reverted), NewFilesTrigger against a real folder (bursts, half-written files, listing errors)."""
+slow, reverted), NewFilesTrigger against a real folder (bursts, half-written files, listing errors),
+SourcesTrigger over several of them at once."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import json
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,11 +16,11 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from airflow.triggers.base import TriggerEvent
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from include import ledger, sources
 from include.ingest import land
-from mlpipe.triggers import NewDataTrigger, NewFilesTrigger
+from mlpipe.triggers import NewDataTrigger, NewFilesTrigger, SourcesTrigger
 from scripts.data_source import DataSource
 from tests.http_servers import data_source, send_body, serving, stall_until_hang_up
 from tests.received import received
@@ -33,9 +35,7 @@ STALL_TIMEOUT = 0.5
 DEADLINE = 30.0
 
 
-def run_trigger(
-    trigger: NewDataTrigger | NewFilesTrigger, until: Callable[[], bool] | None
-) -> TriggerEvent | None:
+def run_trigger(trigger: BaseTrigger, until: Callable[[], bool] | None) -> TriggerEvent | None:
     """Run ``trigger`` until its first event (returned) or until ``until()`` holds (None); a failure
     if neither happens within DEADLINE seconds."""
 
@@ -62,12 +62,12 @@ def run_trigger(
     return asyncio.run(run())
 
 
-def first_event(trigger: NewDataTrigger | NewFilesTrigger) -> TriggerEvent:
+def first_event(trigger: BaseTrigger) -> TriggerEvent:
     """The trigger's first event."""
     return run_trigger(trigger, until=None)
 
 
-def assert_quiet(trigger: NewDataTrigger | NewFilesTrigger, polls: int) -> None:
+def assert_quiet(trigger: BaseTrigger, polls: int) -> None:
     """``trigger`` finishes ``polls`` polls without an event: it starts poll ``polls + 1`` only after
     poll ``polls`` found nothing, however long the polls take."""
     event = run_trigger(trigger, until=lambda: trigger.polls > polls)
@@ -434,3 +434,84 @@ def test_a_changed_source_variable_ends_the_wait(drop, tmp_path, monkeypatch):
         "source_changed": "http://elsewhere.test/iris.csv",
     }
     assert trigger.polls == 2
+
+
+# --- several sources at once --------------------------------------------------------------------------
+
+
+def sources_trigger(*pollers: NewDataTrigger | NewFilesTrigger, **kwargs) -> SourcesTrigger:
+    return SourcesTrigger(watches=[poller.serialize() for poller in pollers], poll_interval=0.05, **kwargs)
+
+
+def folders(tmp_path: Path, count: int) -> list[Path]:
+    made = [tmp_path / f"drop-{n}" for n in range(count)]
+    for folder in made:
+        folder.mkdir()
+    return made
+
+
+def test_sources_trigger_serialize_round_trip(tmp_path):
+    [a] = folders(tmp_path, 1)
+    trigger = sources_trigger(folder_trigger(a, tmp_path), NewDataTrigger(url="http://x.test/a.csv", **FAST))
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "mlpipe.triggers.SourcesTrigger"
+    assert SourcesTrigger(**kwargs).serialize() == (classpath, kwargs)
+    assert [type(p) for p in SourcesTrigger(**kwargs).pollers] == [NewFilesTrigger, NewDataTrigger]
+
+
+def test_sources_trigger_fires_with_the_source_that_has_something_new(tmp_path):
+    a, b, c = folders(tmp_path, 3)
+    trigger = sources_trigger(*(folder_trigger(folder, tmp_path) for folder in (a, b, c)))
+    (b / "new.csv").write_bytes(CONTENT)
+
+    event = first_event(trigger)
+
+    assert event.payload == {
+        "url": b.as_uri() + "/",
+        "items": [{"url": (b / "new.csv").as_uri(), "validators": event.payload["items"][0]["validators"]}],
+    }
+    assert all(poller.polls >= 2 for poller in trigger.pollers), "every source was polled side by side"
+
+
+def test_sources_trigger_quiet_while_no_source_has_anything_new(tmp_path):
+    trigger = sources_trigger(*(folder_trigger(folder, tmp_path) for folder in folders(tmp_path, 3)))
+    assert_quiet(trigger, polls=12)
+
+
+def test_a_failing_source_holds_back_neither_the_others_nor_its_own_report(drop, tmp_path):
+    """One source down (answering 500, backing off) beside a folder: the folder's file fires; with
+    nothing new elsewhere, the outage is reported, naming the source that failed."""
+    with serving(always(500)) as server:
+        (drop / "a.csv").write_bytes(CONTENT)
+        down = NewDataTrigger(url=server.url, alert_after=600, max_backoff=0.1, **FAST)
+        assert first_event(sources_trigger(down, folder_trigger(drop, tmp_path))).payload["url"] == (
+            drop.as_uri() + "/"
+        )
+
+        quiet = tmp_path / "quiet"
+        quiet.mkdir()
+        down = NewDataTrigger(url=server.url, alert_after=0.3, max_backoff=0.1, **FAST)
+        event = first_event(sources_trigger(down, folder_trigger(quiet, tmp_path)))
+        assert event.payload["url"] == server.url
+        assert event.payload["source_failing"]["url"] == server.url
+        assert event.payload["items"] == []
+
+
+def test_sources_trigger_ends_when_the_variable_names_other_sources(tmp_path, monkeypatch):
+    from airflow.sdk import Variable
+
+    a, b, c = folders(tmp_path, 3)
+    watched = json.dumps([a.as_uri() + "/", b.as_uri() + "/"])
+    values = iter([watched, watched, json.dumps([a.as_uri() + "/", c.as_uri() + "/"])])
+    monkeypatch.setattr(Variable, "get", lambda key, default=None: next(values))
+    trigger = sources_trigger(
+        folder_trigger(a, tmp_path), folder_trigger(b, tmp_path), source_variable="crawl_url"
+    )
+
+    event = first_event(trigger)
+
+    assert event.payload == {
+        "url": watched,
+        "items": [],
+        "source_changed": json.dumps([a.as_uri() + "/", c.as_uri() + "/"]),
+    }
