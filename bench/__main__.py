@@ -1,6 +1,7 @@
 """``python -m bench [NAME ...]``: run the benchmarks (all by default) and append their records to
 ``bench/results/``. Names: latency, overhead, deferral (these three share one stack per executor),
-limit, etl, parse, datasets, serving, arrival, watcher (the sensor against the AssetWatcher), demo
+limit, etl, parse, datasets, serving, arrival, sources (many sources watched at once), watcher (the
+sensor against the AssetWatcher), demo
 (``make demo`` in a fresh clone, install included, and the install alone by pip and by uv).
 
 Sizes come from the environment, so a quick run is one variable away:
@@ -27,6 +28,10 @@ Sizes come from the environment, so a quick run is one variable away:
     BENCH_ARRIVAL_STORES=local,s3          local disk and/or the S3 emulator (moto)
     BENCH_ARRIVAL_POLLS=5                  idle polls measured per trigger
     BENCH_ARRIVAL_BEFORE_S3_MAX=10000      larger S3 sizes: the old poll measured once (moto is slow)
+    BENCH_SOURCES_COUNTS=1,10,100          sources watched at once (the first count is the baseline)
+    BENCH_SOURCES_KINDS=folders,urls       drop folders and/or single URLs
+    BENCH_SOURCES_FILES=100                files already received in each drop folder
+    BENCH_SOURCES_IDLE_SECONDS=30          idle window of the CPU measurement per count
     BENCH_WATCHER_FILES=5                  files dropped one at a time per side (sensor, AssetWatcher)
     BENCH_WATCHER_IDLE_SECONDS=30          idle window of the CPU measurement per side
     BENCH_WATCHER_ROUNDS=1                 stacks per side, the order alternating
@@ -49,11 +54,23 @@ from bench import (
     parse_train,
     record,
     serving,
+    sources,
     watcher,
 )
 
 STACK = {"latency", "overhead", "deferral"}
-NAMES = ("limit", "etl", "parse", "datasets", "serving", "arrival", "watcher", "demo", *sorted(STACK))
+NAMES = (
+    "limit",
+    "etl",
+    "parse",
+    "datasets",
+    "serving",
+    "arrival",
+    "sources",
+    "watcher",
+    "demo",
+    *sorted(STACK),
+)
 
 
 def main(argv: list[str]) -> None:
@@ -106,6 +123,15 @@ def main(argv: list[str]) -> None:
         )
         record.append("arrival", result)
         arrival.print_report(result)
+    if "sources" in names:
+        result = sources.run(
+            record.env_ints("BENCH_SOURCES_COUNTS", "1,10,100"),
+            (os.environ.get("BENCH_SOURCES_KINDS") or "folders,urls").split(","),
+            record.env_int("BENCH_SOURCES_FILES", 100),
+            record.env_int("BENCH_SOURCES_IDLE_SECONDS", 30),
+        )
+        record.append("sources", result)
+        sources.print_report(result)
     if "watcher" in names:
         result = watcher.run(
             record.env_int("BENCH_WATCHER_FILES", 5),

@@ -40,23 +40,24 @@ def arrival_mode() -> str:
 
 def from_events(root: str, payloads: list[dict[str, Any]], *, run_id: str) -> dict[str, Any]:
     """One arrival for the landing task from the watcher's event ``payloads`` a run consumed, oldest
-    first: ``{"url", "items", "source_failing"?, "recovered"?, "down"}``.
+    first: ``{"url", "items", "source_failing"?, "recovered"?, "health"}``.
 
-    ``url`` is the newest event's source; each item keeps the source it was seen at (``source``: the
-    ``crawl_url`` may have changed between two events). An item listed by several events is kept once;
-    an item the ledger has an entry for is left out unless this run (``run_id``: a retry) recorded it,
-    so the retry still reports what its first try landed. ``source_failing`` is the newest outage
-    reported and ``recovered`` the newest recovery (both are mailed); ``down`` says whether the source
-    was failing at the newest of them."""
-    arrival: dict[str, Any] = {"url": None, "items": [], "down": False}
+    ``url`` is the newest event's source; each item keeps the source it was seen at (``source``:
+    ``crawl_url`` may list several sources, or have changed between two events). An item listed by
+    several events is kept once; an item the ledger has an entry for is left out unless this run
+    (``run_id``: a retry) recorded it, so the retry still reports what its first try landed.
+    ``source_failing`` is the newest outage reported and ``recovered`` the newest recovery (both are
+    mailed; each names its source in ``url``); ``health`` says, per source an event spoke of, the outage
+    it is still in at the newest of them, or None if it answers again."""
+    arrival: dict[str, Any] = {"url": None, "items": [], "health": {}}
     seen: set[str] = set()
     for payload in payloads:
         url = payload["url"]
         arrival["url"] = url
         if failing := payload.get("source_failing"):
-            arrival["source_failing"], arrival["down"] = failing, True
+            arrival["source_failing"] = arrival["health"][failing["url"]] = failing
         if recovered := payload.get("recovered"):
-            arrival["recovered"], arrival["down"] = recovered, False
+            arrival["recovered"], arrival["health"][url] = {**recovered, "url": url}, None
         for item in payload.get("items", []):
             key = ledger.item_key(item["url"], item["validators"])
             if key in seen:
@@ -69,10 +70,11 @@ def from_events(root: str, payloads: list[dict[str, Any]], *, run_id: str) -> di
 
 
 def keep_health(root: str, arrival: dict[str, Any]) -> None:
-    """Record what ``arrival`` (from :func:`from_events`) says about the source's health, as the sensor
-    does: an outage it is still in is recorded (so it is mailed once, also across restarts of the
-    triggerer), one that has ended is forgotten."""
-    if arrival["down"]:
-        source_health.record_outage(root, arrival["source_failing"])
-    elif arrival.get("recovered"):
-        source_health.end_outage(root, arrival["url"])
+    """Record what ``arrival`` (from :func:`from_events`) says about each source's health, as the
+    sensor does: an outage a source is still in is recorded (so it is mailed once, also across
+    restarts of the triggerer), one that has ended is forgotten."""
+    for url, outage in arrival["health"].items():
+        if outage:
+            source_health.record_outage(root, outage)
+        else:
+            source_health.end_outage(root, url)

@@ -114,7 +114,8 @@ _SETTINGS = (
         str,
         "http://127.0.0.1:8000/iris.csv",
         "the source `ingest` watches: an http(s) URL of one CSV, or a drop folder (any other fsspec URL, "
-        "e.g. `file:///srv/drop/`, `s3://bucket/prefix/`) where each new file is a batch",
+        "e.g. `file:///srv/drop/`, `s3://bucket/prefix/`) where each new file is a batch; or a JSON list "
+        "of such sources, all watched at once",
     ),
     Setting("crawl_timeout_seconds", float, 30.0, "time limit of one request or download of the source"),
     # 1 GB: ingest and etl stream a batch in chunks (include.chunks), so memory no longer grows with it;

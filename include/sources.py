@@ -15,6 +15,7 @@ scheme and host.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -157,11 +158,22 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-async def fetch_within(url: str, *, timeout: float, max_bytes: int, **kwargs: Any) -> Fetched:
+def http_client(timeout: float) -> httpx.AsyncClient:
+    """A client for :func:`fetch`: redirects are followed by ``fetch`` itself (same host only)."""
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=_tls())
+
+
+async def fetch_within(
+    url: str, *, timeout: float, max_bytes: int, client: httpx.AsyncClient | None = None, **kwargs: Any
+) -> Fetched:
     """:func:`fetch` with a deadline of ``timeout`` seconds over the whole exchange: a stalled read is
-    cancelled at the deadline, not after another read timeout. Every failure is a DownloadError."""
+    cancelled at the deadline, not after another read timeout. Every failure is a DownloadError.
+    ``client`` (from :func:`http_client`) is used and kept open, so its connections serve the next
+    polls; None: a client for this request alone."""
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=_tls()) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            if client is None:
+                client = await stack.enter_async_context(http_client(timeout))
             async with asyncio.timeout(timeout):
                 return await fetch(client, url, max_bytes=max_bytes, **kwargs)
     except TimeoutError:

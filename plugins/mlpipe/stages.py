@@ -99,6 +99,6 @@ def alert_source_recovered(arrival: XComArg) -> None:
     source_recovered(arrival) >> SmtpAlertOperator(
         task_id="alert_source_recovered",
         data=arrival,
-        subject="[ml-pipeline] Source recovered: {{ data.url }}",
+        subject="[ml-pipeline] Source recovered: {{ data.recovered.url }}",
         html_content="source_recovered.html",
     )

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from include import ledger, s3_events, source_health, sources
@@ -310,6 +311,7 @@ class NewDataTrigger(_SourceTrigger):
         super().__init__(**kwargs)
         self.known_fingerprint = dict(known_fingerprint or {})
         self.request_timeout = request_timeout
+        self._client: httpx.AsyncClient | None = None
 
     def _kwargs(self) -> dict[str, Any]:
         return {
@@ -326,11 +328,18 @@ class NewDataTrigger(_SourceTrigger):
             headers["If-Modified-Since"] = last_modified
         return headers
 
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # One client for the loop's polls: a new one per poll cost most of a poll's CPU (bench/sources.py).
+        async with sources.http_client(self.request_timeout) as self._client:
+            async for event in super().run():
+                yield event
+
     async def _poll(self) -> list[dict[str, Any]]:
         fetched = await sources.fetch_within(
             self.url,
             timeout=self.request_timeout,
             max_bytes=self.max_bytes,
+            client=self._client,
             headers=self._conditional_headers(),
         )
         if fetched.status == 304 or fetched.sha256 == self.known_fingerprint.get("sha256"):

@@ -12,7 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from bench import arrival, datasets, etl_scale, latency, limit, overhead, parse_train, record, serving
+from bench import (
+    arrival,
+    datasets,
+    etl_scale,
+    latency,
+    limit,
+    overhead,
+    parse_train,
+    record,
+    serving,
+    sources,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -145,6 +156,18 @@ def test_arrival_polls_before_and_after_the_watermark(results):
         assert row[side]["detect_s"] > 0
     arrival.print_report(figures)
     assert record.append("arrival", figures).exists()
+
+
+def test_many_sources_watched_at_once_are_each_polled_and_compared_with_one(results):
+    figures = sources.run([1, 2], ["folders", "urls"], files=5, idle_seconds=2)
+    rows = {(r["kind"], r["sources"]): r for r in figures["rows"]}
+    assert set(rows) == {("folders", 1), ("folders", 2), ("urls", 1), ("urls", 2)}
+    for row in rows.values():
+        assert row["polls_per_source_per_s"] > 0
+        assert row["detect_s"] > 0
+    assert rows[("folders", 1)]["cpu_per_source_vs_one"] == 1.0
+    sources.print_report(figures)
+    assert record.append("sources", figures).exists()
 
 
 def test_make_bench_entry_point_runs_the_named_benchmarks_and_refuses_unknown_ones(results):

@@ -1,5 +1,6 @@
-"""Data arrival you can trust, on a real stack: a reverted URL, a burst into a drop folder, files dropped
-while the stack is down, and a triggerer killed while the sensor waits. Every item lands exactly once."""
+"""Data arrival you can trust, on a real stack: a reverted URL, a burst into a drop folder, several sources
+watched at once, files dropped while the stack is down, and a triggerer killed while the sensor waits.
+Every item lands exactly once."""
 
 from __future__ import annotations
 
@@ -39,14 +40,16 @@ def deferred_since(stack: LocalStack, since: datetime) -> str | None:
 
 def watching(stack: LocalStack, url: str) -> str | None:
     """The run id of the newest ingest run if its sensor is deferred on the trigger for ``url``'s kind
-    of source (the REST API hides a trigger's arguments; its class tells a URL from a folder). The run
+    of source (the REST API hides a trigger's arguments; its class tells a URL from a folder or from a
+    list of sources). The run
     may have been queued before crawl_url changed: its sensor reads crawl_url when it starts."""
     runs = queued_since(stack, datetime.min.replace(tzinfo=UTC))
     if not runs:
         return None
     run_id = runs[0]["dag_run_id"]
     ti = stack.rest.get(f"/api/v2/dags/ingest/dagRuns/{run_id}/taskInstances/wait_for_new_data")
-    kind = "NewDataTrigger" if url.startswith("http") else "NewFilesTrigger"
+    kinds = {"[": "SourcesTrigger", "h": "NewDataTrigger"}  # a JSON list of sources, an http(s) URL
+    kind = kinds.get(url[:1], "NewFilesTrigger")
     classpath = (ti.get("trigger") or {}).get("classpath", "")
     return run_id if ti["state"] == "deferred" and classpath.endswith(kind) else None
 
@@ -144,6 +147,33 @@ def test_burst_of_files_lands_each_once_and_reaches_features(stack: LocalStack, 
     print(f"burst: {len(paths)} files dropped, {len(events)} batches announced, {len(batch_ids)} distinct")
     assert len(events) == len(batch_ids) == 20
     assert {e["source"]["url"] for e in events} == {p.as_uri() for p in paths}
+
+
+def test_several_sources_at_once_each_item_lands_once(stack: LocalStack, drop: Path, wait_for):
+    """``crawl_url`` lists two drop folders and the single URL: a file in each folder and a new version
+    at the URL land once each (bad batches: etl stops at quarantine, no training), and ingest waits on
+    all three again."""
+    second = drop.parent / "drop-2"
+    second.mkdir(exist_ok=True)
+    url = stack.config.crawl_url
+    watch(stack, wait_for, json.dumps([drop.as_uri() + "/", second.as_uri() + "/", url]))
+    since = datetime.now(UTC)
+    paths = [
+        publish(folder, kind="bad", rows=30, seed=3000 + n, drop=True)
+        for n, folder in enumerate((drop, second))
+    ]
+    stack.publish(kind="bad", seed=3100)
+
+    def landed() -> list[dict]:
+        at_url = [b for e in events_since(stack, "raw_batches", since) for b in e["extra"]["batches"]]
+        return landed_from(stack, since, paths) + [b for b in at_url if b["source"]["url"] == url]
+
+    wait_for(lambda: len(landed()) >= 3, 120, "a batch from each of the three sources")
+    wait_for(lambda: deferred_since(stack, since), 90, "ingest to wait on the sources again")
+    batches = landed()
+    assert sorted(b["source"]["url"] for b in batches) == sorted([*(p.as_uri() for p in paths), url])
+    assert len({b["batch_id"] for b in batches}) == 3
+    watch(stack, wait_for, drop.as_uri() + "/")  # the module's other scenarios watch the one folder
 
 
 def test_files_dropped_while_the_stack_is_down_land_once(stack: LocalStack, drop: Path, wait_for):

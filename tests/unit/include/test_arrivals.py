@@ -60,7 +60,7 @@ def test_several_events_make_one_arrival_each_item_once_oldest_first(root):
     assert [i["url"] for i in arrival["items"]] == [f"{DROP}a.csv", f"{DROP}b.csv", f"{DROP}c.csv"]
     assert {i["source"] for i in arrival["items"]} == {DROP}
     assert arrival["url"] == DROP
-    assert arrival["down"] is False
+    assert arrival["health"] == {}
     assert "source_failing" not in arrival
     assert "recovered" not in arrival
 
@@ -96,7 +96,7 @@ def test_an_outage_and_its_recovery_are_both_kept_and_the_newest_says_whether_it
     failing = {"url": DROP, "since": "2026-12-01T00:00:00+00:00", "failures": 9, "last_error": "refused"}
     down = from_events(root, [{"url": DROP, "items": [], "source_failing": failing}], run_id="r")
     assert down["source_failing"] == failing
-    assert down["down"] is True
+    assert down["health"] == {DROP: failing}
 
     both = from_events(
         root,
@@ -107,12 +107,12 @@ def test_an_outage_and_its_recovery_are_both_kept_and_the_newest_says_whether_it
         run_id="r",
     )
     assert both["source_failing"] == both["recovered"] == failing
-    assert both["down"] is False
+    assert both["health"] == {DROP: None}
     assert len(both["items"]) == 1
 
 
 def test_no_events_no_items(root):
-    assert from_events(root, [], run_id="manual") == {"url": None, "items": [], "down": False}
+    assert from_events(root, [], run_id="manual") == {"url": None, "items": [], "health": {}}
 
 
 def test_an_outage_still_on_is_recorded_and_one_that_ended_is_forgotten(root):
@@ -132,3 +132,25 @@ def test_an_outage_reported_and_ended_before_its_run_leaves_no_record(root):
     ]
     keep_health(root, from_events(root, payloads, run_id="r"))
     assert source_health.outage(root, DROP) is None
+
+
+def test_each_source_keeps_its_own_health(root):
+    """Several sources: one down, another recovering in a later event; each is kept as it is, and the
+    recovery names its own source."""
+    other = "http://example.test/data.csv"
+    failing = {"url": DROP, "since": "2026-12-01T00:00:00+00:00", "failures": 9, "last_error": "refused"}
+    earlier = {"url": other, "since": "2026-11-30T00:00:00+00:00", "failures": 3, "last_error": "HTTP 500"}
+    source_health.record_outage(root, earlier)
+    arrival = from_events(
+        root,
+        [
+            {"url": DROP, "items": [], "source_failing": failing},
+            {"url": other, "items": [], "recovered": earlier},
+        ],
+        run_id="r",
+    )
+    assert arrival["health"] == {DROP: failing, other: None}
+    assert arrival["recovered"]["url"] == other
+    keep_health(root, arrival)
+    assert source_health.outage(root, DROP)["last_error"] == "refused"
+    assert source_health.outage(root, other) is None
