@@ -167,18 +167,23 @@ class _SourceTrigger(BaseTrigger):
 
 async def _source_moved(trigger: BaseTrigger, variable: str | None, watched: list[str]) -> str | None:
     """The value of the Variable ``variable`` (None: no check) if it names sources other than
-    ``watched``; None while it names them (or cannot be read: the check is a convenience and never
-    stops the watching)."""
+    ``watched``, or names none in a way the next run's sensor fails on, naming the problem; None while
+    it names them (or cannot be read: the check is a convenience and never stops the watching)."""
     if not variable:
         return None
     from airflow.sdk import Variable
 
     try:
         current = await asyncio.to_thread(Variable.get, variable, None)
-        return current if current and sources.watched_urls(current) != watched else None
     except Exception as exc:
         trigger.log.warning("Could not read Variable %s: %r", variable, exc)
         return None
+    if not current:
+        return None
+    try:
+        return current if sources.watched_urls(current) != watched else None
+    except sources.SourcesError:
+        return current
 
 
 async def first_event(

@@ -133,3 +133,26 @@ def test_several_sources_fire_with_the_one_that_has_something_new(run_sensor, tm
         event = run_sensor(json.dumps([source.url("iris.csv"), drop.as_uri() + "/"]))
     assert event["url"] == drop.as_uri() + "/"
     assert [Path(item["url"]).name for item in event["items"]] == ["a.csv"]
+
+
+@pytest.mark.parametrize(
+    ("crawl_url", "queue", "named"),
+    [
+        ('["file:///a/", "file:///b/"]', "http://127.0.0.1:9/123456789012/q", "crawl_url lists 2 sources"),
+        ('["file:///a/", "file:///a/"]', "", "crawl_url names file:///a/ more than once"),
+    ],
+)
+def test_sources_it_cannot_watch_fail_the_sensor_naming_why(
+    crawl_url, queue, named, load_dag, monkeypatch, tmp_path: Path, capsys
+):
+    monkeypatch.setenv("AIRFLOW_VAR_CRAWL_URL", crawl_url)
+    monkeypatch.setenv("AIRFLOW_VAR_CRAWL_NOTIFICATION_QUEUE", queue)
+    monkeypatch.setenv("PIPELINE_STORAGE_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("SENSOR_TEST_REPORT", str(tmp_path / "event.json"))
+
+    dag_run = load_dag("sensor_test", SENSOR_DAG).test()
+
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states["wait_for_new_data"] == "failed"
+    assert named in capsys.readouterr().out
+    assert not (tmp_path / "event.json").exists()

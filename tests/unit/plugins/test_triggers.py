@@ -515,3 +515,13 @@ def test_sources_trigger_ends_when_the_variable_names_other_sources(tmp_path, mo
         "items": [],
         "source_changed": json.dumps([a.as_uri() + "/", c.as_uri() + "/"]),
     }
+
+
+def test_a_variable_naming_no_usable_source_ends_the_wait_so_the_next_run_names_the_problem(
+    drop, tmp_path, monkeypatch
+):
+    from airflow.sdk import Variable
+
+    monkeypatch.setattr(Variable, "get", lambda key, default=None: '["file:///a/", "file:///a/"]')
+    event = first_event(folder_trigger(drop, tmp_path, source_variable="crawl_url"))
+    assert event.payload["source_changed"] == '["file:///a/", "file:///a/"]'
