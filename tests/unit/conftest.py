@@ -1,10 +1,13 @@
 """Fixtures shared by the unit tests: the Iris data as the publisher makes it, the default schema,
 a throwaway storage root, on a local disk or (``s3_root``) in a bucket of a local S3 endpoint, the
-local data source serving a module's ``source_dir``, and the compose file and its example env."""
+local data source serving a module's ``source_dir``, the compose file and its example env, and a
+migrated SQLite database in the test Airflow home (tests/conftest.py) for ``dag.test()`` runs."""
 
 from __future__ import annotations
 
 import functools
+import importlib.util
+import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -101,3 +104,32 @@ def register_model(root: str, iris: pd.DataFrame, schema: DatasetSchema) -> Call
 def tamper() -> Callable[[str], bytes]:
     """Flip one byte in the middle of a stored file; return the new bytes."""
     return models.tamper
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Create the metadata tables in the test database (see tests/conftest.py); return the DAGs folder."""
+    from airflow import settings
+    from airflow.utils import db
+
+    db.initdb()
+    return Path(settings.DAGS_FOLDER)
+
+
+@pytest.fixture
+def load_dag(airflow_db: Path):
+    """
+    Write DAG source into the isolated DAGs folder and return the DAG it defines as ``dag``.
+
+    ``dag.test()`` syncs the DAGs folder bundle to the database, so the DAG must live in a file there.
+    """
+
+    def load(name: str, source: str):
+        path = airflow_db / f"{name}.py"
+        path.write_text(textwrap.dedent(source))
+        spec = importlib.util.spec_from_file_location(f"mlpipe_test_dag_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.dag
+
+    return load

@@ -1,15 +1,12 @@
 """
-Shared fixtures for the plugin tests: a real SMTP sink, an SMTP connection pointing at it, and a
-migrated SQLite database in the test Airflow home (tests/conftest.py) for ``dag.test()`` runs.
+Shared fixtures for the plugin tests: a real SMTP sink and an SMTP connection pointing at it.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
-import importlib.util
 import json
-import textwrap
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -71,32 +68,3 @@ def received(smtp_sink: MaildirSink) -> Callable[[], list[EmailMessage]]:
         ]
 
     return read
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """Create the metadata tables in the test database (see tests/conftest.py); return the DAGs folder."""
-    from airflow import settings
-    from airflow.utils import db
-
-    db.initdb()
-    return Path(settings.DAGS_FOLDER)
-
-
-@pytest.fixture
-def load_dag(airflow_db: Path):
-    """
-    Write DAG source into the isolated DAGs folder and return the DAG it defines as ``dag``.
-
-    ``dag.test()`` syncs the DAGs folder bundle to the database, so the DAG must live in a file there.
-    """
-
-    def load(name: str, source: str):
-        path = airflow_db / f"{name}.py"
-        path.write_text(textwrap.dedent(source))
-        spec = importlib.util.spec_from_file_location(f"mlpipe_test_dag_{name}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.dag
-
-    return load
