@@ -28,6 +28,7 @@ from tests.integration.chain import (
 )
 
 PENDING = "/api/v2/dags/deploy/dagRuns/~/hitlDetails"
+WAITING = ["deferred", "awaiting_input"]
 
 
 def pointer_bytes(stack: LocalStack) -> bytes | None:
@@ -44,7 +45,8 @@ def candidate_awaiting_approval(stack: LocalStack, wait_for, seed: int) -> tuple
     version = candidate["extra"]["version"]
 
     def pending() -> dict | None:
-        requests = stack.rest.get(PENDING, response_received=False)["hitl_details"]
+        # As the UI's Required Actions page lists them: unanswered, their task parked waiting for one.
+        requests = stack.rest.get(PENDING, response_received=False, state=WAITING)["hitl_details"]
         return next((r for r in requests if r["subject"] == f"Promote {version}?"), None)
 
     return version, wait_for(pending, 120, f"the approval request for {version}")
