@@ -4,8 +4,6 @@ whose landing did not happen, and finds a file whose notification was lost by th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -13,11 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from airflow.triggers.base import TriggerEvent
 
 from include import ledger, sources
 from mlpipe.triggers import NotifiedFilesTrigger
 from tests.s3 import S3Endpoint, client, notify_queue, queued
+from tests.unit.plugins.test_sensors import SENSOR_DAG
+from tests.unit.plugins.test_triggers import run_trigger
 
 DEADLINE = 60.0  # only a failing test waits it out
 
@@ -46,28 +45,9 @@ def listed_recently(root: str, url: str) -> None:
     ledger.save_folder_mark(root, url, "", time.time())
 
 
-def run_trigger(trigger: NotifiedFilesTrigger, until: Callable[[], bool] | None) -> TriggerEvent | None:
-    """Run ``trigger`` until its first event (returned) or until ``until()`` holds (None)."""
-
-    async def run() -> TriggerEvent | None:
-        generator = trigger.run()
-        fired = asyncio.ensure_future(anext(generator))
-        try:
-            async with asyncio.timeout(DEADLINE):
-                while not fired.done():
-                    if until is not None and await asyncio.to_thread(until):
-                        return None
-                    await asyncio.sleep(0.05)
-        except TimeoutError:
-            pytest.fail(f"the trigger neither fired nor got there within {DEADLINE:.0f} s")
-        finally:
-            fired.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await fired
-            await generator.aclose()
-        return fired.result()
-
-    return asyncio.run(run())
+def emptied(endpoint: S3Endpoint, queue: str) -> Callable[[], bool]:
+    """Whether ``queue`` holds no message, visible or in flight: every one was deleted."""
+    return lambda: queued(endpoint, queue) == (0, 0)
 
 
 def put(endpoint: S3Endpoint, url: str, body: bytes = b"x\n1\n") -> None:
@@ -103,7 +83,7 @@ def test_fires_with_the_notified_files_and_deletes_their_messages_once_landed(s3
     for name in ("drop/a.csv", "drop/b.csv", "elsewhere/c.csv", "drop/sub/d.csv", "drop/.e.tmp"):
         put(s3_endpoint, f"s3://{bucket}/{name}")
 
-    event = run_trigger(trigger(folder, root), until=None)
+    event = run_trigger(trigger(folder, root), until=None, deadline=DEADLINE)
 
     listed = {item.url: item.validators for item in sources.list_folder(url)}
     assert {item["url"]: item["validators"] for item in event.payload["items"]} == {
@@ -114,23 +94,24 @@ def test_fires_with_the_notified_files_and_deletes_their_messages_once_landed(s3
     for item in event.payload["items"]:
         receive(root, item)
 
-    assert run_trigger(trigger(folder, root), until=lambda: queued(s3_endpoint, queue) == (0, 0)) is None
+    assert run_trigger(trigger(folder, root), until=emptied(s3_endpoint, queue), deadline=DEADLINE) is None
 
 
 def test_a_file_not_landed_is_offered_again_and_a_duplicate_notification_is_not(s3_endpoint, folder, root):
     url, queue = folder
     listed_recently(root, url)
     put(s3_endpoint, f"{url}a.csv")
-    first = run_trigger(trigger(folder, root), until=None)
+    first = run_trigger(trigger(folder, root), until=None, deadline=DEADLINE)
 
-    again = run_trigger(trigger(folder, root), until=None)  # the run that got it died before landing
+    # The run that got it died before landing.
+    again = run_trigger(trigger(folder, root), until=None, deadline=DEADLINE)
 
     assert again.payload["items"] == first.payload["items"]
     receive(root, first.payload["items"][0])
     sqs = client(s3_endpoint, "sqs")
     [message] = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=5, VisibilityTimeout=0)["Messages"]
     sqs.send_message(QueueUrl=queue, MessageBody=message["Body"])  # S3 delivers at least once
-    assert run_trigger(trigger(folder, root), until=lambda: queued(s3_endpoint, queue) == (0, 0)) is None
+    assert run_trigger(trigger(folder, root), until=emptied(s3_endpoint, queue), deadline=DEADLINE) is None
 
 
 def test_a_message_that_is_not_a_notification_is_deleted(s3_endpoint, folder, root, capsys):
@@ -138,7 +119,7 @@ def test_a_message_that_is_not_a_notification_is_deleted(s3_endpoint, folder, ro
     listed_recently(root, url)
     client(s3_endpoint, "sqs").send_message(QueueUrl=queue, MessageBody=json.dumps({"hello": 1}))
 
-    assert run_trigger(trigger(folder, root), until=lambda: queued(s3_endpoint, queue) == (0, 0)) is None
+    assert run_trigger(trigger(folder, root), until=emptied(s3_endpoint, queue), deadline=DEADLINE) is None
     assert "deleted: no Records: not an S3 event notification" in capsys.readouterr().out
 
 
@@ -149,7 +130,7 @@ def test_a_file_whose_notification_was_lost_is_found_by_the_full_listing(s3_endp
     client(s3_endpoint, "sqs").purge_queue(QueueUrl=queue)
     watching = trigger(folder, root, full_listing_every=3)
 
-    event = run_trigger(watching, until=None)
+    event = run_trigger(watching, until=None, deadline=DEADLINE)
 
     assert [item["url"] for item in event.payload["items"]] == [f"{url}a.csv"]
     assert queued(s3_endpoint, queue) == (0, 0), "found with no notification: by the full listing"
@@ -162,27 +143,10 @@ def test_a_queue_that_does_not_answer_is_a_failed_poll(folder, root, monkeypatch
     )
     listed_recently(root, folder[0])
 
-    event = run_trigger(watching, until=None)
+    event = run_trigger(watching, until=None, deadline=DEADLINE)
 
     assert event.payload["source_failing"]["url"] == folder[0]
     assert event.payload["items"] == []
-
-
-SENSOR_DAG = """
-from airflow.sdk import DAG, task
-from mlpipe.sensors import NewDataSensor
-
-with DAG("notified_sensor_test", schedule=None) as dag:
-    arrival = NewDataSensor(task_id="wait_for_new_data", poll_interval=0.1, timeout=60)
-
-    @task
-    def report(event: dict) -> None:
-        import json, os
-        with open(os.environ["SENSOR_TEST_REPORT"], "w") as fh:
-            json.dump(event, fh)
-
-    report(arrival.output)
-"""
 
 
 def run_sensor(load_dag, monkeypatch, tmp_path: Path, url: str, queue: str) -> dict[str, str]:
@@ -191,7 +155,7 @@ def run_sensor(load_dag, monkeypatch, tmp_path: Path, url: str, queue: str) -> d
     monkeypatch.setenv("AIRFLOW_VAR_CRAWL_NOTIFICATION_QUEUE", queue)
     monkeypatch.setenv("PIPELINE_STORAGE_ROOT", str(tmp_path / "data"))
     monkeypatch.setenv("SENSOR_TEST_REPORT", str(tmp_path / "event.json"))
-    dag_run = load_dag("notified_sensor_test", SENSOR_DAG).test()
+    dag_run = load_dag("sensor_test", SENSOR_DAG).test()
     return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
 
 

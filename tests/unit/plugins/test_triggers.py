@@ -35,22 +35,25 @@ STALL_TIMEOUT = 0.5
 DEADLINE = 30.0
 
 
-def run_trigger(trigger: BaseTrigger, until: Callable[[], bool] | None) -> TriggerEvent | None:
+def run_trigger(
+    trigger: BaseTrigger, until: Callable[[], bool] | None, deadline: float = DEADLINE
+) -> TriggerEvent | None:
     """Run ``trigger`` until its first event (returned) or until ``until()`` holds (None); a failure
-    if neither happens within DEADLINE seconds."""
+    if neither happens within ``deadline`` seconds. ``until`` runs in a thread: it may block (ask a
+    server) while the trigger goes on polling."""
 
     async def run() -> TriggerEvent | None:
         generator = trigger.run()
         fired = asyncio.ensure_future(anext(generator))
         try:
-            async with asyncio.timeout(DEADLINE):
+            async with asyncio.timeout(deadline):
                 while not fired.done():
-                    if until is not None and until():
+                    if until is not None and await asyncio.to_thread(until):
                         return None
                     await asyncio.sleep(0.01)
         except TimeoutError:
             pytest.fail(
-                f"the trigger neither fired nor got there within {DEADLINE:.0f} s ({trigger.polls} polls)"
+                f"the trigger neither fired nor got there within {deadline:.0f} s ({trigger.polls} polls)"
             )
         finally:
             fired.cancel()
