@@ -14,7 +14,8 @@ asset event lists their batch ids and row counts. When no batch is valid no even
 
 `check_drift` then compares the new features with the training data of the model in production when
 they arrived (the one a model retrained on them replaced, if it already has): after the chain has
-promoted a model of them or kept it out, or 15 s, so it never slows the path to production; per feature the
+promoted a model of them (or of newer data) or kept it out, or 15 s, so it never slows the path to
+production; per feature the
 drift statistic against `monitor_drift_threshold`, kept with a page of both distributions under
 `monitor/drift/`; a drift is e-mailed, naming the features, with a link to that page.
 """
@@ -109,16 +110,16 @@ def etl():
         import os
 
         from include.config import load_schema, storage_root
-        from include.registry import await_decision
+        from include.registry import as_new_as, await_decision
 
         root = storage_root()
         batch_ids = [w["batch_id"] for w in written]
-        newest = max(batch_ids)
-        # Let train_validate and deploy have the cores: until a model trained on these batches is in
-        # production or kept out (or, none, a while). The reference is the model they arrived to either way.
+        # Let train_validate and deploy have the cores: until a model of these batches (or of newer
+        # data) is in production or kept out (or, none, a while). The reference is the model they
+        # arrived to either way.
         os.nice(10)
         await_decision(
-            root, lambda model: newest in model["batch_ids"], DRIFT_WAIT_SECONDS, not_before=newest
+            root, lambda model: as_new_as(model, batch_ids), DRIFT_WAIT_SECONDS, not_before=max(batch_ids)
         )
         from include.monitoring import arrival_drift
 

@@ -262,6 +262,14 @@ def record_kept_out(root: str, version: str, batch_ids: Iterable[str], reason: s
     storage.write_json_atomic(layout.kept_out(root, version), record)
 
 
+def as_new_as(model: dict, batch_ids: Iterable[str]) -> bool:
+    """Whether ``model`` (a version's metadata or kept-out record) was trained on data as new as the
+    newest of ``batch_ids``: a model of them, or of newer data. Drift on arrival waits for the chain to
+    decide on such a model; when older batches are re-run or backfilled, production usually is one
+    already, and nothing is to wait for."""
+    return max(batch_ids) <= max(model["batch_ids"], default="")
+
+
 def await_decision(
     root: str, concerns: Callable[[dict], bool], timeout: float, *, not_before: str, interval: float = 0.5
 ) -> str | None:

@@ -189,6 +189,19 @@ def test_set_production_and_roll_back(root, register_model, tmp_path):
     assert sorted(p.name for p in (tmp_path / "models" / "versions").iterdir()) == sorted([old, new])
 
 
+@pytest.mark.parametrize(
+    ("trained_on", "as_new"),
+    [
+        (BATCHES, True),  # a model of them
+        (["20261121T150000000000Z-dddddddd", "20261121T170000000000Z-eeeeeeee"], True),  # of newer data
+        ([BATCHES[1], "20261121T150000000000Z-dddddddd"], False),  # of some of them and older data
+        ([], False),
+    ],
+)
+def test_drift_on_arrival_waits_for_a_model_of_data_as_new_as_its_batches(trained_on, as_new):
+    assert registry.as_new_as({"batch_ids": trained_on}, BATCHES) is as_new
+
+
 def test_off_path_work_waits_until_its_model_is_promoted(root, register_model):
     version = register_model(batch_ids=BATCHES)["version"]
     threading.Timer(0.5, registry.set_production, args=(root, version)).start()
@@ -207,7 +220,7 @@ def test_off_path_work_stops_waiting_once_a_model_of_its_batches_is_kept_out(roo
     threading.Timer(0.5, registry.record_kept_out, args=(root, version, BATCHES, "below the bar")).start()
 
     outcome = registry.await_decision(
-        root, lambda model: newest in model["batch_ids"], timeout=60, not_before=newest, interval=0.1
+        root, lambda model: registry.as_new_as(model, BATCHES), timeout=60, not_before=newest, interval=0.1
     )
 
     assert outcome == "kept out"
@@ -224,7 +237,7 @@ def test_a_wait_ends_on_nothing_but_its_own_models_decision(root, register_model
     registry.record_kept_out(root, "20261121T160000000000Z-ffffffff", [newest], "not better")
 
     outcome = registry.await_decision(
-        root, lambda model: newest in model["batch_ids"], timeout=0.3, not_before=newest, interval=0.1
+        root, lambda model: registry.as_new_as(model, BATCHES), timeout=0.3, not_before=newest, interval=0.1
     )
 
     assert outcome is None
