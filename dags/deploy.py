@@ -58,17 +58,19 @@ def deploy():
         from include import promotion
         from include.approval import asks_approval
         from include.config import load_schema, storage_root
+        from include.registry import record_kept_out
 
         root = storage_root()
+        candidates = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
         if params["version"]:
             decision = promotion.requested(root, params["version"])
         else:
-            candidate = promotion.newest_candidate(
-                [event.extra for events in triggering_asset_events.values() for event in events]
-            )
+            candidate = promotion.newest_candidate(candidates)
             decision = promotion.compare_with_production(
                 root, load_schema(), candidate, setting("deploy_margin")
             )
+        for candidate, reason in promotion.not_promoted(candidates, decision):
+            record_kept_out(root, candidate["version"], candidate["batch_ids"], reason)
         ti.xcom_push(key="decision", value=decision)
         if not decision["promote"]:
             return "kept_out_alert"

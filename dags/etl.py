@@ -14,7 +14,8 @@ asset event lists their batch ids and row counts. When no batch is valid no even
 
 `check_drift` then compares the new features with the training data of the model in production when
 they arrived (the one a model retrained on them replaced, if it already has): after the chain has
-promoted a model of them or 15 s, so it never slows the path to production; per feature the
+promoted a model of them (or of newer data) or kept it out, or 15 s, so it never slows the path to
+production; per feature the
 drift statistic against `monitor_drift_threshold`, kept with a page of both distributions under
 `monitor/drift/`; a drift is e-mailed, naming the features, with a link to that page.
 """
@@ -33,7 +34,7 @@ from mlpipe.settings import setting
 from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import alert_quarantined, fail_fast, stage_dag_args
 
-DRIFT_WAIT_SECONDS = 15  # how long check_drift waits for the chain to promote a model of these batches
+DRIFT_WAIT_SECONDS = 15  # how long check_drift waits for the chain to decide on a model of these batches
 
 
 @dag(
@@ -109,15 +110,16 @@ def etl():
         import os
 
         from include.config import load_schema, storage_root
-        from include.registry import await_production, version_metadata
+        from include.registry import as_new_as, await_decision
 
         root = storage_root()
         batch_ids = [w["batch_id"] for w in written]
-        # Let train_validate and deploy have the cores: until a model trained on these batches is in
-        # production (or, none, a while). The reference is the model they arrived to either way.
+        # Let train_validate and deploy have the cores: until a model of these batches (or of newer
+        # data) is in production or kept out (or, none, a while). The reference is the model they
+        # arrived to either way.
         os.nice(10)
-        await_production(
-            root, lambda v: max(batch_ids) in version_metadata(root, v)["batch_ids"], DRIFT_WAIT_SECONDS
+        await_decision(
+            root, lambda model: as_new_as(model, batch_ids), DRIFT_WAIT_SECONDS, not_before=max(batch_ids)
         )
         from include.monitoring import arrival_drift
 

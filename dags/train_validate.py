@@ -40,7 +40,7 @@ from mlpipe.smtp_alert import SmtpAlertOperator
 from mlpipe.stages import fail_fast, stage_dag_args
 from mlpipe.threshold_branch import ThresholdBranchOperator
 
-REPORT_WAIT_SECONDS = 15  # how long write_report waits for deploy to promote the version first
+REPORT_WAIT_SECONDS = 15  # how long write_report waits for deploy to promote the version or keep it out
 
 
 @dag(
@@ -113,12 +113,14 @@ def train_validate():
         import os
 
         from include.config import load_schema, storage_root
-        from include.registry import await_production
+        from include.registry import await_decision
 
         root = storage_root()
-        # Let deploy's tasks have the cores: until the version is promoted (or, kept out, a while).
+        # Let deploy's tasks have the cores: until the version is promoted or kept out (or a while).
         os.nice(10)
-        await_production(root, lambda production: production == version, REPORT_WAIT_SECONDS)
+        await_decision(
+            root, lambda model: model["version"] == version, REPORT_WAIT_SECONDS, not_before=version
+        )
         from include.report import write_version_report
 
         return write_version_report(root, version, load_schema())
@@ -141,9 +143,11 @@ def train_validate():
     @task
     def discard_rejected(trained: dict) -> None:
         from include.config import storage_root
-        from include.registry import discard_staged
+        from include.registry import discard_staged, record_kept_out
 
-        discard_staged(storage_root(), trained["version"])
+        root = storage_root()
+        record_kept_out(root, trained["version"], trained["batch_ids"], trained["verdict"])
+        discard_staged(root, trained["version"])
 
     trained = train()
     check_threshold = ThresholdBranchOperator(

@@ -81,6 +81,15 @@ def answer_record(decision: dict, answer: dict[str, Any], *, report_url: str) ->
     }
 
 
+def refusal(answer: dict[str, Any]) -> str | None:
+    """Why production stays as it is after ``answer`` (:func:`answer_record`), or ``None`` when the
+    candidate was approved."""
+    if answer["answer"] == APPROVED:
+        return None
+    by = f" by {answer['responded_by']}" if answer["responded_by"] else ""
+    return f"not approved: {answer['answer']}{by}"
+
+
 def record(root: str, answer: dict[str, Any]) -> str:
     """Keep ``answer`` (:func:`answer_record`) beside its version, atomically; return where."""
     url = layout.model_version(root, answer["version"], APPROVAL_FILE)

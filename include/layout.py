@@ -13,6 +13,7 @@
     models/production.json                the production pointer
     models/promotion.json                 a promotion not yet confirmed by the model server
     models/last_training.json             the newest feature batch a (non-backtest) training has used
+    models/kept_out/<version>.json        a candidate the chain will not promote, and why
     monitor/<checked_at>.{json,html}      health reports
     monitor/drift/<batch_id>.{json,html}  drift of a batch on arrival, against production's training data
     health/stale_data.json                a stretch of stale data while it lasts (include.staleness)
@@ -124,6 +125,15 @@ def production_pointer(root: str) -> str:
 def pending_promotion(root: str) -> str:
     """Where a promotion keeps the pointer to restore until the model server has confirmed it."""
     return join(root, "models", "promotion.json")
+
+
+def kept_out_records(root: str) -> str:
+    return join(root, "models", "kept_out")
+
+
+def kept_out(root: str, version: str) -> str:
+    """Why the candidate ``version`` will not be promoted by the chain that trained it."""
+    return join(kept_out_records(root), check_id(version, "model version") + ".json")
 
 
 def last_training(root: str) -> str:

@@ -109,6 +109,19 @@ def newest_candidate(events: list[dict]) -> dict:
     return max(events, key=lambda extra: extra["version"])
 
 
+def not_promoted(candidates: list[dict], decision: dict) -> list[tuple[dict, str]]:
+    """The candidates of a deploy run (their ``model_candidate`` events) that ``decision`` leaves out
+    of production, each with why: the one decided on unless it is promoted, and every other, which a
+    newer candidate of the same run superseded."""
+    left_out = []
+    for candidate in candidates:
+        if candidate["version"] != decision["version"]:
+            left_out.append((candidate, f"superseded by {decision['version']}, a newer candidate"))
+        elif not decision["promote"]:
+            left_out.append((candidate, decision["reason"]))
+    return left_out
+
+
 def promote_and_confirm(root: str, version: str, reason: str, reload: Callable[[], str]) -> dict:
     """Point production at ``version``, have the serving side load it, and return the
     ``production_model`` event; or, when anything fails, put the previous pointer back and raise.

@@ -254,8 +254,29 @@ def production_version(root: str) -> str | None:
     return storage.read_json(url)["version"] if storage.exists(url) else None
 
 
-def await_production(root: str, accept: Callable[[str], bool], timeout: float, interval: float = 0.5) -> bool:
-    """Wait up to ``timeout`` seconds for a production version that ``accept`` takes; whether one came.
+def record_kept_out(root: str, version: str, batch_ids: Iterable[str], reason: str) -> None:
+    """Keep that the candidate ``version`` (trained on ``batch_ids``) will not be promoted by the chain
+    that trained it, and why: below the bar, not better than production, not approved, or superseded
+    by a newer candidate. Work waiting for its promotion (:func:`await_decision`) stops waiting."""
+    record = {"version": version, "batch_ids": sorted(batch_ids), "reason": reason}
+    storage.write_json_atomic(layout.kept_out(root, version), record)
+
+
+def as_new_as(model: dict, batch_ids: Iterable[str]) -> bool:
+    """Whether ``model`` (a version's metadata or kept-out record) was trained on data as new as the
+    newest of ``batch_ids``: a model of them, or of newer data. Drift on arrival waits for the chain to
+    decide on such a model; when older batches are re-run or backfilled, production usually is one
+    already, and nothing is to wait for."""
+    return max(batch_ids) <= max(model["batch_ids"], default="")
+
+
+def await_decision(
+    root: str, concerns: Callable[[dict], bool], timeout: float, *, not_before: str, interval: float = 0.5
+) -> str | None:
+    """Wait up to ``timeout`` seconds for the chain to decide on a model that ``concerns`` takes (given
+    its ``version`` and ``batch_ids``): ``"promoted"`` once production is one, ``"kept out"`` once one
+    has a kept-out record (:func:`record_kept_out`), ``None`` if neither came in time. Only versions
+    named ``not_before`` (an id) or later are read as kept out: a model is created after its batches.
 
     Work that must not slow a promotion down (a report, a drift check) waits for it first: on a
     2-core machine it would otherwise share the cores with the tasks that move the pointer.
@@ -263,10 +284,14 @@ def await_production(root: str, accept: Callable[[str], bool], timeout: float, i
     deadline = time.monotonic() + timeout
     while True:
         version = production_version(root)
-        if version is not None and accept(version):
-            return True
+        if version is not None and concerns(version_metadata(root, version)):
+            return "promoted"
+        folder = layout.kept_out_records(root)
+        for name in storage.list_names(folder, ".json"):
+            if name >= not_before and concerns(storage.read_json(layout.join(folder, name))):
+                return "kept out"
         if time.monotonic() >= deadline:
-            return False
+            return None
         time.sleep(interval)
 
 

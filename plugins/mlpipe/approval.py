@@ -9,8 +9,9 @@ On Airflow 3.3 a human-in-the-loop task waits in the state ``awaiting_input``: i
 has ended, so the wait holds no worker slot and no pool slot, and no triggerer is involved. The
 scheduler ends the wait after ``approval_timeout_hours`` by answering the default, "Reject", as
 nobody. When the wait starts, ``notification_email`` is mailed the question and a link to answer it
-in the UI. The answer is kept beside the version (``include.approval``) before the branch is taken, and
-pushed as the XCom ``answer`` for the tasks after it.
+in the UI. The answer is kept beside the version (``include.approval``) before the branch is taken (a
+refusal also as the version's kept-out record, ``include.registry.record_kept_out``), and pushed as
+the XCom ``answer`` for the tasks after it.
 """
 
 from __future__ import annotations
@@ -93,15 +94,17 @@ class PromotionApprovalOperator(HITLBranchOperator):
             self.log.exception("Could not mail the approval request; it waits under Required Actions")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from include.approval import answer_record, record
+        from include.approval import answer_record, record, refusal
         from include.config import storage_root
+        from include.registry import record_kept_out, version_metadata
         from mlpipe.links import version_report_url
 
         if "error" not in event:
-            answer = answer_record(
-                self.decision, event, report_url=version_report_url(self.decision["version"])
-            )
-            answer["stored_at"] = record(storage_root(), answer)
+            root, version = storage_root(), self.decision["version"]
+            answer = answer_record(self.decision, event, report_url=version_report_url(version))
+            answer["stored_at"] = record(root, answer)
+            if (reason := refusal(answer)) is not None:
+                record_kept_out(root, version, version_metadata(root, version)["batch_ids"], reason)
             self.log.info("Promotion of %s: %s", answer["version"], answer["answer"])
             context["ti"].xcom_push(key=ANSWER_KEY, value=answer)
         return super().execute_complete(context, event)

@@ -86,6 +86,20 @@ def test_an_answer_is_kept_with_who_when_what_and_why(chosen, user, outcome, who
     assert (record["version"], record["production"], record["report_url"]) == (VERSION, CHAMPION, REPORT)
 
 
+@pytest.mark.parametrize(
+    ("chosen", "user", "refusal"),
+    [
+        ("Approve", {"id": "alice", "name": "Alice"}, None),
+        ("Reject", {"id": "bob", "name": "Bob"}, "not approved: rejected by Bob"),
+        ("Reject", None, "not approved: timed out"),
+    ],
+)
+def test_a_rejection_or_no_answer_says_why_production_stays(chosen, user, refusal):
+    record = approval.answer_record(DECISION, answer(chosen, user), report_url=REPORT)
+
+    assert approval.refusal(record) == refusal
+
+
 def test_an_answer_that_is_neither_approve_nor_reject_is_refused():
     with pytest.raises(ValueError, match="not 'Maybe'"):
         approval.answer_record(DECISION, answer("Maybe", None), report_url=REPORT)

@@ -144,6 +144,31 @@ def test_the_newest_of_several_queued_candidates_is_decided_on():
         promotion.newest_candidate([])
 
 
+OLDER, NEWER = "20261122T030501123456Z-aaaaaaaa", "20261122T030502123456Z-bbbbbbbb"
+
+
+def test_a_run_that_keeps_its_candidate_out_leaves_out_every_candidate_it_took():
+    older, newer = {"version": OLDER}, {"version": NEWER}
+    decision = {"version": NEWER, "promote": False, "reason": "candidate accuracy 0.5 vs production 0.9"}
+
+    assert promotion.not_promoted([older, newer], decision) == [
+        (older, f"superseded by {NEWER}, a newer candidate"),
+        (newer, "candidate accuracy 0.5 vs production 0.9"),
+    ]
+
+
+def test_a_run_that_promotes_its_candidate_leaves_out_only_the_older_ones():
+    older, newer = {"version": OLDER}, {"version": NEWER}
+    decision = {"version": NEWER, "promote": True, "reason": "no model in production yet"}
+
+    assert promotion.not_promoted([older, newer], decision) == [
+        (older, f"superseded by {NEWER}, a newer candidate")
+    ]
+    assert (
+        promotion.not_promoted([], {"version": OLDER, "promote": True, "reason": "requested by hand"}) == []
+    )
+
+
 def test_against_the_registry_both_are_scored_on_the_candidates_holdout(root, schema, register_model):
     champion = register_model(params={"C": 2.0})
     registry.set_production(root, champion["version"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -186,6 +187,60 @@ def test_set_production_and_roll_back(root, register_model, tmp_path):
     assert (rollback["version"], rollback["previous_version"]) == (old, new)
     assert registry.production_version(root) == old
     assert sorted(p.name for p in (tmp_path / "models" / "versions").iterdir()) == sorted([old, new])
+
+
+@pytest.mark.parametrize(
+    ("trained_on", "as_new"),
+    [
+        (BATCHES, True),  # a model of them
+        (["20261121T150000000000Z-dddddddd", "20261121T170000000000Z-eeeeeeee"], True),  # of newer data
+        ([BATCHES[1], "20261121T150000000000Z-dddddddd"], False),  # of some of them and older data
+        ([], False),
+    ],
+)
+def test_drift_on_arrival_waits_for_a_model_of_data_as_new_as_its_batches(trained_on, as_new):
+    assert registry.as_new_as({"batch_ids": trained_on}, BATCHES) is as_new
+
+
+def test_off_path_work_waits_until_its_model_is_promoted(root, register_model):
+    version = register_model(batch_ids=BATCHES)["version"]
+    threading.Timer(0.5, registry.set_production, args=(root, version)).start()
+
+    # Far beyond the promotion: only the promotion can end this wait with "promoted".
+    outcome = registry.await_decision(
+        root, lambda model: model["version"] == version, timeout=60, not_before=version, interval=0.1
+    )
+
+    assert outcome == "promoted"
+
+
+def test_off_path_work_stops_waiting_once_a_model_of_its_batches_is_kept_out(root):
+    newest = max(BATCHES)
+    version = "20261121T170000000000Z-cccccccc"  # trained after the batches
+    threading.Timer(0.5, registry.record_kept_out, args=(root, version, BATCHES, "below the bar")).start()
+
+    outcome = registry.await_decision(
+        root, lambda model: registry.as_new_as(model, BATCHES), timeout=60, not_before=newest, interval=0.1
+    )
+
+    assert outcome == "kept out"
+    record = storage.read_json(layout.kept_out(root, version))
+    assert record == {"version": version, "batch_ids": sorted(BATCHES), "reason": "below the bar"}
+
+
+def test_a_wait_ends_on_nothing_but_its_own_models_decision(root, register_model):
+    newest = max(BATCHES)
+    earlier = ["20261121T150000000000Z-dddddddd"]
+    registry.set_production(root, register_model(batch_ids=earlier)["version"])  # not of these batches
+    registry.record_kept_out(root, "20261121T170000000000Z-eeeeeeee", earlier, "not better")
+    # Read only from versions created after the batches, which a model of them is.
+    registry.record_kept_out(root, "20261121T160000000000Z-ffffffff", [newest], "not better")
+
+    outcome = registry.await_decision(
+        root, lambda model: registry.as_new_as(model, BATCHES), timeout=0.3, not_before=newest, interval=0.1
+    )
+
+    assert outcome is None
 
 
 def test_the_production_event_names_the_pointer_the_model_and_the_reason(root, register_model):

@@ -194,19 +194,6 @@ def test_the_report_url_is_on_the_model_server():
         report.report_url("http://models:8500", "../etc")
 
 
-def test_off_path_work_waits_for_the_promotion_or_gives_up(root, iris, schema):
-    import threading
-    import time
-
-    version = register_model(root, to_features(iris, schema), schema)["version"]
-    threading.Timer(0.5, registry.set_production, args=(root, version)).start()
-
-    started = time.monotonic()
-    assert registry.await_production(root, lambda production: production == version, timeout=10, interval=0.1)
-    assert time.monotonic() - started < 5
-    assert not registry.await_production(root, lambda production: False, timeout=0.3, interval=0.1)
-
-
 def test_backtests_are_a_series_of_their_own_at_their_as_of_time(root):
     schema, production = registered(root, "classification", model_type="linear", seed=1)
     registry.set_production(root, production["version"])
