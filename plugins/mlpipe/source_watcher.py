@@ -161,7 +161,7 @@ class SourceWatcher(BaseEventTrigger):
             )
         poller.announced = self._announced
         if previous is not None:  # keep its pace: a source backing off is not polled at once
-            poller._next_poll_at = previous._next_poll_at
+            poller.next_poll_at = previous.next_poll_at
         return poller
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

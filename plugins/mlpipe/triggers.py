@@ -66,7 +66,7 @@ class _SourceTrigger(BaseTrigger):
         self.failures = 0  # failed polls in a row
         self._failing_since: tuple[float, str] | None = None  # (monotonic, ISO time) of the first
         self._last_error = ""
-        self._next_poll_at = 0.0  # monotonic time of the next poll
+        self.next_poll_at = 0.0  # monotonic time of the next poll; a new loop over this poller keeps it
 
     def _kwargs(self) -> dict[str, Any]:
         return {
@@ -133,7 +133,7 @@ class _SourceTrigger(BaseTrigger):
         self.log.info("Watching %s for data not yet received", self.url)
         while True:
             # A loop started again (SourcesTrigger, SourceWatcher) keeps the pace of the one before.
-            await asyncio.sleep(max(0.0, self._next_poll_at - time.monotonic()))
+            await asyncio.sleep(max(0.0, self.next_poll_at - time.monotonic()))
             if moved := await self._moved_to():
                 self.log.info("%s now names %s instead of %s", self.source_variable, moved, self.url)
                 yield TriggerEvent({"url": self.url, "items": [], "source_changed": moved})
@@ -143,7 +143,7 @@ class _SourceTrigger(BaseTrigger):
                 items = await self._poll()
             except Exception as exc:  # anything a poll raises is a failure, never the end of the watch
                 self._failed(exc)
-                self._next_poll_at = time.monotonic() + source_health.backoff(
+                self.next_poll_at = time.monotonic() + source_health.backoff(
                     self.poll_interval, self.failures, self.max_backoff
                 )
                 if failing := self._failing():
@@ -151,7 +151,7 @@ class _SourceTrigger(BaseTrigger):
                     yield TriggerEvent({"url": self.url, "items": [], "source_failing": failing})
                     return
                 continue
-            self._next_poll_at = time.monotonic() + self.poll_interval
+            self.next_poll_at = time.monotonic() + self.poll_interval
             if self.failures:
                 self.log.info("%s answers again after %s failed polls", self.url, self.failures)
                 self.failures, self._failing_since = 0, None
