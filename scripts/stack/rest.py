@@ -14,7 +14,9 @@ from scripts.stack.errors import StackError
 
 STAGES = ("ingest", "etl", "train_validate", "deploy", "monitor")
 IDEMPOTENT = ("GET", "PATCH", "PUT", "DELETE")
-RETRIES = 15
+# Seconds of 5xx answers a request is asked again through: the asset-events 500 below lasts until the
+# scheduler starts the run, a minute or so when the scheduler itself is being restarted.
+RETRIES = 60
 EVENTS_PAGE = 100
 
 
